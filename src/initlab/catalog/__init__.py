@@ -1,0 +1,53 @@
+"""The initializer catalog: every Keras initializer and the torch-style ones, as config objects."""
+
+from initlab.catalog._base import Distribution, Initializer
+from initlab.catalog.constant import Constant, Ones, Zeros
+from initlab.catalog.random import RandomNormal, RandomUniform, TruncatedNormal
+from initlab.catalog.registry import CatalogEntry, Function, catalog, get, serialize
+from initlab.catalog.structured import Dirac, Identity, Orthogonal, Sparse
+from initlab.catalog.variance_scaling import (
+    TRUNCATED_STD_FACTOR,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    KaimingNormal,
+    KaimingUniform,
+    LeCunNormal,
+    LeCunUniform,
+    VarianceScaling,
+    XavierNormal,
+    XavierUniform,
+)
+
+__all__ = [
+    "TRUNCATED_STD_FACTOR",
+    "CatalogEntry",
+    "Constant",
+    "Dirac",
+    "Distribution",
+    "Function",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Identity",
+    "Initializer",
+    "KaimingNormal",
+    "KaimingUniform",
+    "LeCunNormal",
+    "LeCunUniform",
+    "Ones",
+    "Orthogonal",
+    "RandomNormal",
+    "RandomUniform",
+    "Sparse",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "XavierNormal",
+    "XavierUniform",
+    "Zeros",
+    "catalog",
+    "get",
+    "serialize",
+]

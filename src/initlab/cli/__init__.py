@@ -1,0 +1,8 @@
+"""The ``initlab`` command line. Each command group lives in a module of its own and registers on ``app``."""
+
+from __future__ import annotations
+
+from initlab.cli import catalog as _catalog  # noqa: F401  (registers `list` and `show`)
+from initlab.cli._app import app, main
+
+__all__ = ["app", "main"]

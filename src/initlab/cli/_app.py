@@ -1,0 +1,47 @@
+"""The Typer application shared by every command module, and the entry point."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.console import Console
+
+import initlab
+
+app = typer.Typer(
+    name="initlab",
+    help="Neural-network weight initialization: the catalog, whole-model schemes, diagnostics and studies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"initlab {initlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the library's log messages."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error and return the exception that ends the command with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``initlab`` script."""
+    app()
