@@ -6,6 +6,7 @@ import math
 
 import torch
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import initlab
@@ -25,7 +26,7 @@ def list_command() -> None:
     table.add_column("from", style="dim")
     for entry in initlab.catalog():
         also = ", ".join((entry.snake_name, *entry.aliases))
-        table.add_row(entry.name, also, entry.formula, entry.family)
+        table.add_row(entry.name, escape(also), escape(entry.formula), entry.family)
     console.print(table)
     console.print("n = fan by mode; fans follow the layout (torch (out, in, *k) by default). `initlab show NAME`.")
 
@@ -67,7 +68,7 @@ def show_command(
         sample = init(dims, seed=seed, layout=lay)
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"[bold]{init!r}[/]  {type(init).formula}")
+    console.print(f"[bold]{escape(repr(init))}[/]  {escape(type(init).formula)}")
     console.print(f"shape {dims}  layout {lay.kind}  groups {groups}")
     console.print(f"fan_in {fans.fan_in}  fan_out {fans.fan_out}  receptive field {fans.receptive_field}")
     table = Table()

@@ -1,0 +1,5 @@
+"""``python -m initlab``: the command line."""
+
+from initlab.cli import main
+
+main()
