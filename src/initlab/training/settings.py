@@ -1,0 +1,111 @@
+"""Training settings: optimizer, schedule, batches, epochs or steps, loss, precision. A validated config object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
+
+import torch
+
+from initlab._checks import check_choice, check_int, check_nonnegative, check_positive, did_you_mean
+
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+ScheduleName = Literal["constant", "step", "cosine"]
+LossName = Literal["cross_entropy", "bce", "mse"]
+PrecisionName = Literal["float32", "bf16"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How each run is trained. Every field is validated on construction; ``to_dict``/``from_dict`` round-trip."""
+
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-3
+    # SGD and RMSprop momentum; Nesterov only with SGD and momentum > 0 (torch's rule).
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    # Adam/AdamW moments. eps defaults to torch's 1e-8 (Keras uses 1e-7).
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    # RMSprop smoothing constant (torch's alpha; Keras calls it rho and defaults to 0.9).
+    alpha: float = 0.99
+    schedule: ScheduleName = "constant"
+    # Step schedule: multiply lr by gamma every step_epochs epochs. Cosine anneals to 0 over the run's epochs.
+    step_epochs: int = 10
+    gamma: float = 0.1
+    batch_size: int = 128
+    epochs: int = 3
+    # If set, stop every run after this many optimizer steps (the last epoch may be partial).
+    steps: int | None = None
+    loss: LossName = "cross_entropy"
+    precision: PrecisionName = "float32"
+    # Epochs are recorded for validation accuracy; the summary reports the first epoch at or above this accuracy.
+    target_accuracy: float = 0.97
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, get_args(OptimizerName))
+        check_choice("schedule", self.schedule, get_args(ScheduleName))
+        check_choice("loss", self.loss, get_args(LossName))
+        check_choice("precision", self.precision, get_args(PrecisionName))
+        check_positive("lr", self.lr)
+        check_nonnegative("momentum", self.momentum)
+        check_nonnegative("weight_decay", self.weight_decay)
+        for name in ("beta1", "beta2", "alpha"):
+            value = getattr(self, name)
+            if not 0.0 <= check_nonnegative(name, value) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+        check_positive("eps", self.eps)
+        check_positive("gamma", self.gamma)
+        check_int("step_epochs", self.step_epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("epochs", self.epochs, minimum=1)
+        if self.steps is not None:
+            check_int("steps", self.steps, minimum=1)
+        if not 0.0 <= self.target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must be in [0, 1], got {self.target_accuracy!r}.")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov=True needs optimizer='sgd' and momentum > 0.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            hint = did_you_mean(unknown[0], known)
+            raise ValueError(f"unknown training setting {unknown[0]!r}.{hint} Allowed: {', '.join(sorted(known))}.")
+        return cls(**data)
+
+    def total_epochs(self, num_samples: int) -> int:
+        """Epochs needed: ``epochs``, or enough to make ``steps`` steps when ``steps`` is set."""
+        if self.steps is None:
+            return self.epochs
+        return math.ceil(self.steps / math.ceil(num_samples / self.batch_size))
+
+    def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        """The torch optimizer over (stacked) parameters. CPU Adam/AdamW use the fused kernel, which is many times
+        faster than torch's default per-parameter loop and elementwise identical to per-model Adam."""
+        device = params[0].device
+        fused = device.type in ("cpu", "cuda")
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                                   weight_decay=self.weight_decay, foreach=True)  # fmt: skip
+        if self.optimizer in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+            return cls(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
+                       weight_decay=self.weight_decay, fused=fused)  # fmt: skip
+        return torch.optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
+                                   weight_decay=self.weight_decay, foreach=True)  # fmt: skip
+
+    def make_schedule(self, optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+        """A per-epoch learning-rate schedule (stepped once at the end of each epoch)."""
+        if self.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step_epochs, gamma=self.gamma)
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)

@@ -1,0 +1,162 @@
+"""Population training equals training each run alone; dropout differs per model; runs can be dropped."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.training import Batch, Population, TrainSettings
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+              "rmsprop": torch.optim.RMSprop}  # fmt: skip
+
+
+def mlp(seed: int, dropout: float = 0.0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten(), nn.Linear(20, 32), nn.Tanh()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 5))
+
+
+class Custom(nn.Module):
+    """Not a Sequential of simple layers: takes the general vmap path."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.a = nn.Linear(20, 16)
+        self.norm = nn.LayerNorm(16)
+        self.b = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.norm(self.a(x.flatten(1)))))
+
+
+def data(steps: int = 20, batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    return torch.randn(steps, batch, 4, 5, generator=g), torch.randint(0, 5, (steps, batch), generator=g)
+
+
+def alone(model: nn.Module, settings: TrainSettings, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+    """The reference: an ordinary PyTorch loop with torch's own optimizer."""
+    model = copy.deepcopy(model)
+    template = settings.make_optimizer([torch.zeros(1, requires_grad=True)])
+    kwargs = {k: v for k, v in template.defaults.items() if k in
+              ("lr", "momentum", "nesterov", "weight_decay", "betas", "eps", "alpha")}  # fmt: skip
+    opt = OPTIMIZERS[settings.optimizer](model.parameters(), **kwargs)
+    for xb, yb in zip(x, y, strict=True):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    return model
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+@pytest.mark.parametrize(
+    "settings",
+    [TrainSettings(optimizer="adam", lr=1e-2), TrainSettings(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True),
+     TrainSettings(optimizer="adamw", lr=1e-2, weight_decay=0.1), TrainSettings(optimizer="rmsprop", lr=1e-3)],
+    ids=lambda s: s.optimizer,
+)  # fmt: skip
+def test_population_equals_each_run_trained_alone(make, settings: TrainSettings) -> None:
+    models = [make(seed) for seed in range(4)]
+    x, y = data()
+    pop = Population(models, settings)
+    assert pop.fast == (make is mlp)
+    stats, steps = pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    assert steps == 20
+    for i, model in enumerate(models):
+        ref = alone(model, settings, x, y)
+        for name, p in ref.named_parameters():
+            assert rel_err(pop.params[name][i].detach(), p.detach()) < 1e-4, (i, name)
+        # The population moved each model away from where it started.
+        assert not torch.allclose(pop.params["b.weight" if make is Custom else "5.weight"][i], model.state_dict()[
+            "b.weight" if make is Custom else "5.weight"])  # fmt: skip
+
+
+def test_per_model_batches_equal_alone() -> None:
+    # Runs of different seeds see different batches: x is (N, B, ...).
+    models = [mlp(s) for s in range(3)]
+    settings = TrainSettings(optimizer="adam", lr=1e-2)
+    xs, ys = zip(*(data(steps=10) for _ in range(3)), strict=True)
+    xs = [x + i for i, x in enumerate(xs)]  # make the three streams differ
+    pop = Population(models, settings)
+    pop.train_epoch(Batch(torch.stack([x[t] for x in xs]), torch.stack([y[t] for y in ys]), per_model=True)
+                    for t in range(10))  # fmt: skip
+    for i, model in enumerate(models):
+        ref = alone(model, settings, xs[i], ys[i])
+        for name, p in ref.named_parameters():
+            assert rel_err(pop.params[name][i].detach(), p.detach()) < 1e-4
+
+
+def test_dropout_gives_each_model_its_own_masks() -> None:
+    same = mlp(0, dropout=0.5)
+    pop = Population([same, copy.deepcopy(same)], TrainSettings(optimizer="sgd", lr=0.1))
+    x, y = data(steps=5)
+    pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    w = pop.params["1.weight"].detach()
+    assert not torch.allclose(w[0], w[1])
+    # Without dropout the two identical models stay identical.
+    pop = Population([mlp(0), mlp(0)], TrainSettings(optimizer="sgd", lr=0.1))
+    pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    assert torch.equal(pop.params["1.weight"][0], pop.params["1.weight"][1])
+
+
+def test_keep_drops_runs_and_keeps_optimizer_state() -> None:
+    models = [mlp(s) for s in range(3)]
+    settings = TrainSettings(optimizer="adam", lr=1e-2)
+    x, y = data(steps=10)
+    full = Population(models, settings)
+    full.train_epoch(Batch(x[t], y[t]) for t in range(10))
+    part = Population(models, settings)
+    part.train_epoch(Batch(x[t], y[t]) for t in range(5))
+    part.keep([0, 2])
+    part.train_epoch(Batch(x[t], y[t]) for t in range(5, 10))
+    for name, p in part.params.items():
+        torch.testing.assert_close(p.detach(), full.params[name].detach()[[0, 2]], rtol=1e-5, atol=1e-6)
+
+
+def test_run_state_round_trip() -> None:
+    models = [mlp(s) for s in range(2)]
+    settings = TrainSettings(optimizer="adam", lr=1e-2)
+    x, y = data(steps=10)
+    a = Population(models, settings)
+    a.train_epoch(Batch(x[t], y[t]) for t in range(5))
+    states = [a.run_state(i) for i in range(2)]
+    b = Population(models, settings)
+    b.load_run_states(states)
+    for pop in (a, b):
+        pop.train_epoch(Batch(x[t], y[t]) for t in range(5, 10))
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name])
+
+
+def test_evaluate_and_diverged_model_does_not_affect_others() -> None:
+    models = [mlp(s) for s in range(3)]
+    with torch.no_grad():
+        models[1][5].weight.mul_(1e38)  # this one blows up: its logits overflow
+    settings = TrainSettings(optimizer="sgd", lr=10.0)
+    x, y = data(steps=5)
+    pop = Population(models, settings)
+    stats, _ = pop.train_epoch(Batch(x[t], y[t]) for t in range(5))
+    losses = stats.train_loss()
+    assert not torch.isfinite(torch.tensor(losses[1]))
+    ok = Population([models[0], models[2]], settings)
+    ok.train_epoch(Batch(x[t], y[t]) for t in range(5))
+    torch.testing.assert_close(pop.params["5.weight"][[0, 2]], ok.params["5.weight"])
+    loss, acc = ok.evaluate(x.flatten(0, 1), y.flatten())
+    assert len(loss) == 2
+    assert all(0.0 <= a <= 1.0 for a in acc)
+
+
+def test_architecture_mismatch_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not have the architecture of model 0"):
+        Population([mlp(0), nn.Sequential(nn.Linear(20, 5))], TrainSettings())
