@@ -71,7 +71,7 @@ def test_population_equals_each_run_trained_alone(make, settings: TrainSettings)
     x, y = data()
     pop = Population(models, settings)
     assert pop.fast == (make is mlp)
-    stats, steps = pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    _, steps = pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
     assert steps == 20
     for i, model in enumerate(models):
         ref = alone(model, settings, x, y)

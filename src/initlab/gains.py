@@ -114,7 +114,8 @@ def second_moment(activation: Callable[[torch.Tensor], torch.Tensor]) -> float:
     z = torch.linspace(-_Z_MAX, _Z_MAX, _NUM_POINTS, dtype=torch.float64)
     with torch.no_grad():
         try:
-            fz = activation(z)
+            # A clone, so that an in-place activation (nn.ELU(inplace=True)) cannot overwrite the quadrature grid.
+            fz = activation(z.clone())
         except RuntimeError:
             # Modules with float32 parameters (nn.PReLU, say) refuse float64 input; float32 costs accuracy (~1e-6).
             fz = activation(z.float())

@@ -74,7 +74,9 @@ class Population:
     #: Gradient norms are sampled every this many steps (a full pass over every gradient each step costs ~3%).
     GRAD_SAMPLE_EVERY = 10
 
-    def __init__(self, models: Sequence[nn.Module], settings: TrainSettings, *, device: torch.device | str = "cpu"):
+    def __init__(
+        self, models: Sequence[nn.Module], settings: TrainSettings, *, device: torch.device | str = "cpu"
+    ) -> None:
         if not models:
             raise ValueError("a population needs at least one model.")
         self.settings = settings
