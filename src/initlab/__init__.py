@@ -1,10 +1,12 @@
 """initlab: neural-network weight initialization for PyTorch.
 
-The exact catalog of initializers (Keras' set and torch's), correct fans for every layout, gains, and a registry.
+The exact catalog of initializers (Keras' set and torch's) with correct fans for every layout, whole-model schemes
+(``initialize``), real datasets and model builders, and studies that compare initializers by training populations.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from initlab import data, models
 from initlab.catalog import (
     TRUNCATED_STD_FACTOR,
     CatalogEntry,
@@ -38,6 +40,11 @@ from initlab.catalog import (
 )
 from initlab.fans import Fans, Layout, compute_fans
 from initlab.gains import gain, numeric_gain
+from initlab.lsuv import LSUV, lsuv
+from initlab.schemes import InitEntry, InitReport, Rule, Scheme, UncoveredParameterWarning, initialize
+from initlab.store import Store
+from initlab.studies import Arm, Study, run_study, summarize
+from initlab.training import TrainSettings
 
 try:
     __version__ = version("initlab")
@@ -45,7 +52,9 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "LSUV",
     "TRUNCATED_STD_FACTOR",
+    "Arm",
     "CatalogEntry",
     "Constant",
     "Dirac",
@@ -57,6 +66,8 @@ __all__ = [
     "HeNormal",
     "HeUniform",
     "Identity",
+    "InitEntry",
+    "InitReport",
     "Initializer",
     "KaimingNormal",
     "KaimingUniform",
@@ -67,8 +78,14 @@ __all__ = [
     "Orthogonal",
     "RandomNormal",
     "RandomUniform",
+    "Rule",
+    "Scheme",
     "Sparse",
+    "Store",
+    "Study",
+    "TrainSettings",
     "TruncatedNormal",
+    "UncoveredParameterWarning",
     "VarianceScaling",
     "XavierNormal",
     "XavierUniform",
@@ -76,8 +93,14 @@ __all__ = [
     "__version__",
     "catalog",
     "compute_fans",
+    "data",
     "gain",
     "get",
+    "initialize",
+    "lsuv",
+    "models",
     "numeric_gain",
+    "run_study",
     "serialize",
+    "summarize",
 ]

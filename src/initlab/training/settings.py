@@ -44,6 +44,9 @@ class TrainSettings:
     precision: PrecisionName = "float32"
     # Epochs are recorded for validation accuracy; the summary reports the first epoch at or above this accuracy.
     target_accuracy: float = 0.97
+    # A run diverges when an epoch's mean training or validation loss is NaN, infinite or above max_loss (a
+    # classifier at chance has loss ln C, 2.3 for ten classes; 1e4 is far beyond any run that is still learning).
+    max_loss: float = 1e4
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, get_args(OptimizerName))
@@ -59,6 +62,7 @@ class TrainSettings:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
         check_positive("eps", self.eps)
         check_positive("gamma", self.gamma)
+        check_positive("max_loss", self.max_loss)
         check_int("step_epochs", self.step_epochs, minimum=1)
         check_int("batch_size", self.batch_size, minimum=1)
         check_int("epochs", self.epochs, minimum=1)
@@ -81,6 +85,10 @@ class TrainSettings:
             raise ValueError(f"unknown training setting {unknown[0]!r}.{hint} Allowed: {', '.join(sorted(known))}.")
         return cls(**data)
 
+    def diverged(self, *losses: float) -> bool:
+        """Whether these losses mean the run diverged (see ``max_loss``)."""
+        return any(not math.isfinite(v) or v > self.max_loss for v in losses)
+
     def total_epochs(self, num_samples: int) -> int:
         """Epochs needed: ``epochs``, or enough to make ``steps`` steps when ``steps`` is set."""
         if self.steps is None:
@@ -102,10 +110,13 @@ class TrainSettings:
         return torch.optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
                                    weight_decay=self.weight_decay, foreach=True)  # fmt: skip
 
-    def make_schedule(self, optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-        """A per-epoch learning-rate schedule (stepped once at the end of each epoch)."""
+    def lr_at(self, epoch: int, total_epochs: int) -> float:
+        """The learning rate of ``epoch`` (1-based): a pure function of the epoch, so a resumed run needs no
+        scheduler state. ``step``: lr·gamma^⌊(epoch-1)/step_epochs⌋ (torch's StepLR); ``cosine``:
+        lr·(1 + cos(π·(epoch-1)/total_epochs))/2 (torch's CosineAnnealingLR with T_max = total_epochs, eta_min 0)."""
+        e = epoch - 1
         if self.schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step_epochs, gamma=self.gamma)
+            return self.lr * self.gamma ** (e // self.step_epochs)
         if self.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * e / max(1, total_epochs)))
+        return self.lr

@@ -1,0 +1,207 @@
+"""``initlab compare`` (the main job) and ``initlab export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from initlab.cli._app import app, console, fail
+from initlab.store import Store
+from initlab.studies import Study, run_study, summarize
+from initlab.studies._components import validate
+from initlab.studies.runner import Progress as StudyProgress
+from initlab.studies.spec import ARTICLE_INITS
+
+DEFAULT_ROOT = Path("initlab-studies")
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"--device {device!r} is not allowed; choose auto, cpu or cuda[:N].")
+    return device
+
+
+def build_study(config_file: Path | None, overrides: dict[str, Any], train_overrides: dict[str, Any]) -> Study:
+    """The study: defaults, then the TOML file, then the flags that were given."""
+    base: dict[str, Any] = {"name": "compare", "inits": list(ARTICLE_INITS), "seeds": 2, "train": {"epochs": 3}}
+    if config_file is not None:
+        file_study = Study.from_toml(config_file)
+        base = file_study.config()
+    config = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("inits") is not None:
+        config.pop("arms", None)
+    if isinstance(config.get("seeds"), int):
+        config["seeds"] = list(range(config["seeds"]))
+    train = dict(config.get("train", {}))
+    train.update({k: v for k, v in train_overrides.items() if v is not None})
+    if train_overrides.get("steps") is not None and train_overrides.get("epochs") is None:
+        train.pop("epochs", None)
+    config["train"] = train
+    return Study.from_config(config)
+
+
+@app.command("compare")
+def compare_command(
+    dataset: str | None = typer.Option(None, help="Data set: mnist, digits, mnist1d, circles, moons, ..."),
+    model: str | None = typer.Option(None, help="Model spec, e.g. keras-mnist or mlp:256,128;act=tanh."),
+    inits: str | None = typer.Option(None, help="Comma-separated arms (initializers or schemes), or 'all'."),
+    seeds: int | None = typer.Option(None, min=1, help="Number of seeds (0..N-1)."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs per run."),
+    steps: int | None = typer.Option(None, min=1, help="Optimizer steps per run (instead of epochs)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
+    optimizer: str | None = typer.Option(None, help="sgd, adam, adamw or rmsprop."),
+    lr: float | None = typer.Option(None, help="Learning rate."),
+    momentum: float | None = typer.Option(None, help="Momentum (SGD, RMSprop)."),
+    schedule: str | None = typer.Option(None, help="constant, step or cosine."),
+    loss: str | None = typer.Option(None, help="cross_entropy, bce or mse."),
+    precision: str | None = typer.Option(None, help="float32 or bf16 (mixed precision matmuls)."),
+    target: float | None = typer.Option(None, help="Validation accuracy whose first epoch is reported."),
+    name: str | None = typer.Option(None, help="Study name."),
+    out: Path | None = typer.Option(None, help="Study folder (default: initlab-studies/NAME-HASH)."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: one per core)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    config: Path | None = typer.Option(None, "--config", help="A study TOML file; flags override it."),
+    resume: Path | None = typer.Option(None, help="Continue the study in this folder."),
+) -> None:
+    """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
+    try:
+        dev = _resolve_device(device)
+        if resume is not None:
+            given = [
+                k
+                for k, v in dict(
+                    dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps, config=config
+                ).items()
+                if v is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"--resume continues a study as it was recorded; drop {', '.join('--' + g for g in given)}."
+                )
+            if not (resume / "study.sqlite").exists():
+                raise ValueError(f"--resume {resume}: no study there (no study.sqlite).")
+            with Store.in_dir(resume, readonly=True) as store:
+                study = Study.from_config(store.study().config)
+            folder = resume
+        else:
+            study = build_study(
+                config,
+                dict(
+                    name=name,
+                    dataset=dataset,
+                    model=model,
+                    seeds=seeds,
+                    inits=[n.strip() for n in inits.split(",") if n.strip()] if inits else None,
+                ),
+                dict(
+                    epochs=epochs,
+                    steps=steps,
+                    batch_size=batch_size,
+                    optimizer=optimizer,
+                    lr=lr,
+                    momentum=momentum,
+                    schedule=schedule,
+                    loss=loss,
+                    precision=precision,
+                    target_accuracy=target,
+                ),
+            )
+            folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
+        validate(study)  # stop on a typo before anything is printed or trained
+    except (ValueError, TypeError) as exc:
+        raise fail(str(exc)) from None
+
+    console.print(
+        f"[bold]{escape(study.name)}[/]: {len(study.arms)} arms x {len(study.seeds)} seeds on {escape(study.dataset)}"
+        f" with {escape(study.model)}, {study.train.optimizer} lr {study.train.lr:g}, batch {study.train.batch_size}"
+        f" ({dev}, {study.train.precision})"
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("run-epochs"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("training", total=None)
+
+        def on_progress(p: StudyProgress) -> None:
+            desc = f"runs {p.finished_runs}/{p.total_runs} done"
+            if p.diverged_runs:
+                desc += f", {p.diverged_runs} diverged"
+            if p.failed_runs:
+                desc += f", [red]{p.failed_runs} failed[/]"
+            bar.update(task, total=p.total_epochs, completed=p.done_epochs, description=desc)
+
+        try:
+            run_study(study, folder, workers=workers, device=dev, on_progress=on_progress)
+        except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
+            raise fail(str(exc)) from None
+    show_summary(folder)
+
+
+def show_summary(folder: Path) -> None:
+    """Print the ranked table of the study in ``folder`` and where it is."""
+    with Store.in_dir(folder, readonly=True) as store:
+        rows = summarize(store)
+        target = store.study().config["train"]["target_accuracy"]
+        failed = [r for r in store.runs() if r.status == "failed"]
+    table = Table(title="initializers ranked by test accuracy (mean ± std over seeds)")
+    for col, justify in [
+        ("#", "right"),
+        ("arm", "left"),
+        ("test acc %", "right"),
+        ("test loss", "right"),
+        (f"epochs to {target:.0%} val", "right"),
+        ("diverged", "right"),
+    ]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        reach = "never" if r.reached_target == 0 else r.epochs_to_target.text(digits=1)
+        if 0 < r.reached_target < r.runs:
+            reach += f" ({r.reached_target}/{r.runs})"
+        table.add_row(
+            str(r.rank),
+            escape(r.arm),
+            r.test_acc.text(100.0),
+            r.test_loss.text(digits=3),
+            reach,
+            f"{r.diverged}/{r.runs}" if r.diverged else "",
+        )
+    console.print(table)
+    for r in failed:
+        console.print(f"[red]failed[/] {escape(r.run_id)}: {escape(r.message or '')}")
+    console.print(f"study folder: {folder}  (resume with: initlab compare --resume {folder})")
+
+
+@app.command("export")
+def export_command(
+    study_dir: Path = typer.Argument(..., help="A study folder."),
+    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    out: Path | None = typer.Option(None, help="Where to write (default: the study folder)."),
+) -> None:
+    """Export a study's runs and per-epoch metrics to CSV files or one JSON file."""
+    if not (study_dir / "study.sqlite").exists():
+        raise fail(f"{study_dir}: no study there (no study.sqlite).")
+    with Store.in_dir(study_dir, readonly=True) as store:
+        if fmt == "csv":
+            paths = store.export_csv(out or study_dir)
+        elif fmt == "json":
+            paths = [store.export_json(out or study_dir / "study.json")]
+        else:
+            raise fail(f"--format {fmt!r} is not allowed; choose csv or json.")
+    for p in paths:
+        console.print(str(p))

@@ -1,0 +1,181 @@
+"""The Study: dataset + model + training settings + arms (schemes) + seeds. A validated, serializable config.
+
+A study is built from Python (``Study(...)``), from a TOML file (``Study.from_toml``) or from CLI flags; every field
+is checked up front (:meth:`Study.validate`), so that a typo in an initializer name stops the study before any
+training, with the closest match named.
+
+TOML form::
+
+    name = "mnist-inits"
+    dataset = "mnist"
+    model = "keras-mnist"
+    seeds = [0, 1]
+    inits = ["glorot_uniform", "he_normal"]      # arms named after their scheme
+    [arms.lsuv]                                  # or arms with a label and any scheme config
+    scheme = "lsuv"
+    [train]
+    optimizer = "adam"
+    lr = 1e-3
+    epochs = 3
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from initlab._checks import check_int, did_you_mean
+from initlab.training.settings import TrainSettings
+
+#: The twelve initializers the MNIST article compares (Dense network, Adam, 20 epochs), in its order.
+ARTICLE_INITS: tuple[str, ...] = (
+    "zeros",
+    "ones",
+    "orthogonal",
+    "identity",
+    "random_normal",
+    "random_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+)
+
+#: The article's network under its memorable name (see initlab.models).
+ARTICLE_MODEL = "keras-mnist"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a study: a label and a scheme (a name such as ``"he_normal"`` or ``"lsuv"``, or a config dict)."""
+
+    label: str
+    scheme: str | dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "scheme": self.scheme}
+
+
+@dataclass(frozen=True)
+class Study:
+    """What to train and compare. ``config()`` is what the Store records and what a resumed study must match."""
+
+    arms: tuple[Arm, ...]
+    name: str = "study"
+    dataset: str = "mnist"
+    # Extra arguments of initlab.data.load (n_samples, noise, ... for the toy sets).
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    # "standardize" (zero mean, unit variance from the training split), "minmax" or "none".
+    normalize: str = "standardize"
+    model: str = ARTICLE_MODEL
+    seeds: tuple[int, ...] = (0, 1)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        if not self.arms:
+            raise ValueError("a study needs at least one arm (--inits).")
+        labels = [a.label for a in self.arms]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"arm labels must be unique; repeated: {dupes}.")
+        if not self.seeds:
+            raise ValueError("a study needs at least one seed.")
+        for s in self.seeds:
+            check_int("seed", s, minimum=0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}.")
+        if self.normalize not in ("standardize", "minmax", "none"):
+            raise ValueError(
+                f"normalize={self.normalize!r} is not allowed; choose 'standardize', 'minmax' or 'none'."
+                + did_you_mean(self.normalize, ("standardize", "minmax", "none"))
+            )
+
+    # -- runs -----------------------------------------------------------------------------------------------------
+    def run_ids(self) -> list[tuple[str, Arm, int]]:
+        """``(run_id, arm, seed)`` for every run, seeds outermost: ``"he_normal/s0"``."""
+        return [(f"{arm.label}/s{seed}", arm, seed) for seed in self.seeds for arm in self.arms]
+
+    # -- config ---------------------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The exact, JSON-serializable config of the study."""
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "dataset_options": dict(self.dataset_options),
+            "normalize": self.normalize,
+            "model": self.model,
+            "seeds": list(self.seeds),
+            "arms": [a.to_dict() for a in self.arms],
+            "train": self.train.to_dict(),
+        }
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`config`, used to name the default study folder."""
+        text = json.dumps(self.config(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Study:
+        """Rebuild a study from :meth:`config` (or a TOML table of the same form; see the module docstring)."""
+        config = dict(config)
+        known = {"name", "dataset", "dataset_options", "normalize", "model", "seeds", "arms", "inits", "train"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown study field {unknown[0]!r}.{did_you_mean(unknown[0], known)} "
+                f"Allowed: {', '.join(sorted(known))}."
+            )
+        arms = list(arms_from_names(config.pop("inits", [])))
+        raw_arms = config.pop("arms", [])
+        if isinstance(raw_arms, Mapping):  # TOML tables: [arms.label] scheme = ...
+            raw_arms = [{"label": k, **(v if isinstance(v, Mapping) else {"scheme": v})} for k, v in raw_arms.items()]
+        for a in raw_arms:
+            if not isinstance(a, Mapping) or "scheme" not in a:
+                raise ValueError(f"each arm needs a 'scheme' (and a 'label'), got {a!r}.")
+            arms.append(Arm(label=str(a.get("label") or _label(a["scheme"])), scheme=a["scheme"]))
+        train = config.pop("train", {})
+        seeds = config.pop("seeds", (0, 1))
+        if isinstance(seeds, int):
+            seeds = tuple(range(seeds))
+        return cls(
+            arms=tuple(arms),
+            train=train if isinstance(train, TrainSettings) else TrainSettings.from_dict(dict(train)),
+            seeds=tuple(seeds),
+            **config,
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Study:
+        """Read a study file (see the module docstring for its form)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"study file {str(path)!r} does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
+        return cls.from_config(data)
+
+
+def _label(scheme: str | Mapping[str, Any]) -> str:
+    if isinstance(scheme, str):
+        return scheme
+    return str(scheme.get("class_name") or scheme.get("name") or "scheme")
+
+
+def arms_from_names(names: str | Sequence[str]) -> list[Arm]:
+    """Arms from a comma-separated list or a sequence of scheme names; ``"all"`` means the article's twelve."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: list[Arm] = []
+    for n in names:
+        out.extend(Arm(x, x) for x in (ARTICLE_INITS if n == "all" else (n,)))
+    return out
