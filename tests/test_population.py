@@ -160,3 +160,18 @@ def test_evaluate_and_diverged_model_does_not_affect_others() -> None:
 def test_architecture_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="does not have the architecture of model 0"):
         Population([mlp(0), nn.Sequential(nn.Linear(20, 5))], TrainSettings())
+
+
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+def test_bf16_mixed_precision_stays_close_to_float32(make) -> None:
+    models = [make(seed) for seed in range(2)]
+    x, y = data()
+    result = {}
+    for precision in ("float32", "bf16"):
+        pop = Population(models, TrainSettings(optimizer="adam", lr=1e-2, precision=precision))
+        pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+        result[precision] = pop.params
+        assert all(p.dtype == torch.float32 for p in pop.params.values())  # float32 master weights
+    for name, p32 in result["float32"].items():
+        err = rel_err(result["bf16"][name].detach(), p32.detach())
+        assert 0 < err < 0.1, (name, err)  # bf16 products: close to, but not the same as, float32

@@ -177,6 +177,7 @@ def train_shard(
             _batches(x_train, y_train, [r.seed for r in live], epoch, settings.batch_size, dev), max_steps=max_steps
         )
         steps_done += steps
+        train_time = time.perf_counter() - t0
         val_loss, val_acc = pop.evaluate(val.x, val.y)
         train_loss, train_acc = stats.train_loss(), stats.train_acc()
         weight_norms, grad_norms = pop.weight_norms(), stats.grad_norms()
@@ -191,7 +192,16 @@ def train_shard(
             layers = [LayerStat(name, weight_norms[name][i], grad_norms[name][i]) for name in weight_norms]
             rows.append(
                 EpochRecord(
-                    r.run_id, epoch, train_loss[i], train_acc[i], val_loss[i], val_acc[i], wall / len(live), layers
+                    r.run_id,
+                    epoch,
+                    train_loss[i],
+                    train_acc[i],
+                    val_loss[i],
+                    val_acc[i],
+                    wall / len(live),
+                    layers,
+                    # Each run's share of the population's time: the whole epoch, and its training steps alone.
+                    extra={"train_time_s": train_time / len(live)},
                 )
             )
         emit(Event("epoch", shard, {"rows": rows, "diverged": diverged, "epoch": epoch}))

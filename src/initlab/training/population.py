@@ -109,9 +109,10 @@ class Population:
         """Outputs of every model, shape (N, B, ...), for a shared batch ``x`` (B, ...) or, with ``per_model``, one
         batch per model (N, B, ...)."""
         self.base.train(train)
+        if self.fast:
+            compute = torch.bfloat16 if self.settings.precision == "bf16" else None
+            return stacked.forward(self.base, self.params, x, per_model=per_model, train=train, compute=compute)
         with self._autocast():
-            if self.fast:
-                return stacked.forward(self.base, self.params, x, per_model=per_model, train=train)
             randomness = "different" if (train and self.dropout) else "error"
             fn = vmap(self._call, in_dims=(0, 0, 0 if per_model else None), randomness=randomness)
             return fn(self.params, self.buffers, x)
