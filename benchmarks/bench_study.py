@@ -58,11 +58,13 @@ def mlp_flops_per_sample(widths: list[int]) -> float:
     return 2 * (2 * sum(sizes) + sum(sizes[1:]))
 
 
-def idiomatic(model_spec: str, dataset: initlab.data.Dataset, epochs: int, models: int, threads: int) -> float:
-    """Seconds per model-epoch of a textbook PyTorch loop: DataLoader(shuffle=True), default Adam."""
+def idiomatic(
+    model_spec: str, dataset: initlab.data.Dataset, epochs: int, models: int, threads: int, batch_size: int = 128
+) -> float:
+    """Median seconds per model-epoch of a textbook PyTorch loop: DataLoader(shuffle=True), default Adam."""
     torch.set_num_threads(threads)
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(dataset.x, dataset.y), batch_size=128, shuffle=True
+        torch.utils.data.TensorDataset(dataset.x, dataset.y), batch_size=batch_size, shuffle=True
     )
     times = []
     for m in range(models):
@@ -212,33 +214,13 @@ def main() -> None:
         e2e_s, train_s, _ = initlab_study(
             "mnist1d", spec, inits, max(1, args.small_runs // len(inits)), 5, args.workers, "float32", batch_size=32
         )
-        base_s = idiomatic_small(spec, small, cores)
+        base_s = idiomatic(spec, small, 2, 3, cores, batch_size=32)
         print(f"small network ({spec} on MNIST-1D, batch 32, {args.small_runs} runs), per model-epoch:")
         print(f"  initlab            {train_s * 1e3:7.2f} ms training ({e2e_s * 1e3:7.2f} ms end to end)")
         print(
             f"  idiomatic PyTorch  {base_s * 1e3:7.2f} ms   ratio {base_s / train_s:5.1f}x "
             f"(end to end {base_s / e2e_s:5.1f}x)"
         )
-
-
-def idiomatic_small(spec: str, dataset: initlab.data.Dataset, threads: int) -> float:
-    torch.set_num_threads(threads)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(dataset.x, dataset.y), batch_size=32, shuffle=True
-    )
-    times = []
-    for m in range(3):
-        torch.manual_seed(m)
-        model = initlab.models.build(spec, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(2):
-            t = time.perf_counter()
-            for xb, yb in loader:
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(xb), yb).backward()
-                opt.step()
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -175,3 +175,19 @@ def test_bf16_mixed_precision_stays_close_to_float32(make) -> None:
     for name, p32 in result["float32"].items():
         err = rel_err(result["bf16"][name].detach(), p32.detach())
         assert 0 < err < 0.1, (name, err)  # bf16 products: close to, but not the same as, float32
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no GPU on this machine)")
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+def test_population_trains_on_cuda_like_on_cpu(make) -> None:
+    models = [make(seed) for seed in range(3)]
+    x, y = data()
+    settings = TrainSettings(optimizer="adam", lr=1e-2)
+    cpu = Population(models, settings)
+    gpu = Population(models, settings, device="cuda")
+    cpu.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    gpu.train_epoch(Batch(xb.cuda(), yb.cuda()) for xb, yb in zip(x, y, strict=True))
+    for name, p in cpu.params.items():
+        assert gpu.params[name].device.type == "cuda"
+        assert rel_err(gpu.params[name].detach().cpu(), p.detach()) < 1e-3
