@@ -1,0 +1,57 @@
+"""Reproductions: every claim of the quick forms holds, and the command prints them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initlab.cli import app
+from initlab.reproduce import REGISTRY, dlai_circles, reproduce
+
+runner = CliRunner()
+
+
+def test_dlai_circles_matches_the_published_costs_and_accuracies(tmp_path: Path) -> None:
+    state = np.random.get_state()
+    result = reproduce("dlai-circles", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    assert len(result.claims) == 38
+    assert tuple(result.details["he"]["accuracy"]) == (0.9933333333333333, 0.96)
+    assert (tmp_path / "summary.md").exists()
+    assert (tmp_path / "dlai_circles.png").stat().st_size > 10_000
+    # The caller's global numpy random state is left as it was.
+    assert all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+               for a, b in zip(state, np.random.get_state(), strict=True))  # fmt: skip
+
+
+def test_dlai_claims_can_fail() -> None:
+    # A different learning rate changes the trajectory: the comparison is not vacuous.
+    assert not dlai_circles._same_digits(0.8830537463419761, 0.8830537463419761 * (1 + 1e-13))
+    assert dlai_circles._same_digits(0.09917746546525937, 0.09917746546525934)
+    costs, *_ = dlai_circles.train("zeros")
+    assert math.isclose(costs[0], math.log(2), rel_tol=1e-15)
+
+
+def test_keras_mnist_quick_claims_hold(tmp_path: Path) -> None:
+    result = reproduce("keras-mnist", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    assert {c.text.split(" ")[0] for c in result.claims} == {"Zeros", "Ones", "The"}
+    acc = result.details["test_accuracy_percent"]
+    assert acc["zeros"] == pytest.approx(11.35, abs=0.01)
+
+
+def test_reproduce_command_lists_and_runs(tmp_path: Path) -> None:
+    listed = runner.invoke(app, ["reproduce", "--list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    for name in REGISTRY:
+        assert name in listed.output
+    ran = runner.invoke(app, ["reproduce", "dlai-circles", "--quick", "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.count("PASS") == 38
+    typo = runner.invoke(app, ["reproduce", "dlai-circle"])
+    assert typo.exit_code == 2
+    assert "Did you mean 'dlai-circles'" in typo.output
