@@ -38,6 +38,7 @@ from initlab.catalog import (
     get,
     serialize,
 )
+from initlab.diagnostics import Comparison, Diagnosis, Finding, compare_diagnoses, diagnose
 from initlab.fans import Fans, Layout, compute_fans
 from initlab.gains import gain, numeric_gain
 from initlab.lsuv import LSUV, lsuv
@@ -56,10 +57,13 @@ __all__ = [
     "TRUNCATED_STD_FACTOR",
     "Arm",
     "CatalogEntry",
+    "Comparison",
     "Constant",
+    "Diagnosis",
     "Dirac",
     "Distribution",
     "Fans",
+    "Finding",
     "Function",
     "GlorotNormal",
     "GlorotUniform",
@@ -92,8 +96,10 @@ __all__ = [
     "Zeros",
     "__version__",
     "catalog",
+    "compare_diagnoses",
     "compute_fans",
     "data",
+    "diagnose",
     "gain",
     "get",
     "initialize",

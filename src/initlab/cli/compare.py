@@ -72,6 +72,7 @@ def compare_command(
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     config: Path | None = typer.Option(None, "--config", help="A study TOML file; flags override it."),
     resume: Path | None = typer.Option(None, help="Continue the study in this folder."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not build the HTML report at the end."),
 ) -> None:
     """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
     try:
@@ -151,6 +152,10 @@ def compare_command(
         except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from None
     show_summary(folder)
+    if not no_report:
+        from initlab.report import build_report  # matplotlib is imported only when a report is built
+
+        console.print(f"report: {build_report(folder)}", highlight=False, soft_wrap=True)
 
 
 def show_summary(folder: Path) -> None:

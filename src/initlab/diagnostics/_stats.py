@@ -1,0 +1,507 @@
+"""Measuring a model on one batch: per-layer statistics in call order, gradients, and the input-output Jacobian.
+
+A *layer* is one call of a Linear, Bilinear, Conv or ConvTranspose module together with the activation that follows
+it (a module such as ``nn.ReLU`` or a functional call such as ``F.relu``), found as the "auto" scheme finds it
+(:mod:`initlab.schemes._auto`): the first activation recorded after the layer's call, before the next weight layer.
+A normalization module between the two is part of the layer: the *pre-activation* is the activation's input (the
+normalization's output when there is one). Embeddings, recurrent layers and attention are not analysed as layers.
+
+Units are output features (the last dimension) of Linear and Bilinear layers and channels (dimension 1) of
+convolutions; a unit's values over the batch (and over positions, for a convolution) decide whether it is dead or
+duplicates another unit.
+
+The pass runs in eval mode (dropout off; normalization layers use their running statistics), with a forked random
+state, and leaves the model's modes and its parameters' ``.grad`` as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
+from torch import nn
+
+from initlab.schemes._auto import Activation, _leaves, _Recorder, classify_module
+from initlab.schemes._forward import ModelInput, run_model
+from initlab.schemes._roles import CONV_TRANSPOSE_TYPES, CONV_TYPES, EMBEDDING_TYPES, FEEDFORWARD_TYPES, NORM_TYPES
+
+logger = logging.getLogger("initlab.diagnostics")
+
+#: A tanh unit counts as saturated where |tanh(x)| > 0.99, i.e. |x| > 2.65: its derivative 1 - tanh² is below 0.02,
+#: so it passes less than 2% of the gradient (LeCun et al. 1998, "Efficient BackProp", §4.4).
+TANH_SATURATION = 0.99
+#: A sigmoid unit counts as saturated where σ(x) < 0.01 or σ(x) > 0.99, i.e. |x| > 4.6: its derivative σ(1-σ) is
+#: below 0.0099, 4% of its peak 0.25 (Glorot & Bengio 2010 watch sigmoid units saturate at 0 in deep nets).
+SIGMOID_SATURATION = 0.01
+#: The input-output Jacobian is computed for at most this many samples of the batch (its spectrum is averaged over
+#: them): the singular values of a deep net's Jacobian vary little from input to input (Pennington et al. 2017).
+JACOBIAN_SAMPLES = 8
+#: ... and only when one sample's Jacobian has at most this many entries (outputs × inputs; 4 MiB in float32).
+#: Reverse mode costs one backward pass per output, and the SVD O(min(m, n)² max(m, n)); above the limit the
+#: spectrum is skipped with a note.
+JACOBIAN_MAX_ENTRIES = 1 << 20
+#: Singular values within [0.5, 2] count as "near 1" (dynamical isometry: Saxe et al. 2014, Pennington et al. 2017).
+ISOMETRY_BAND = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Statistics of one layer (a weight layer and the activation after it) on one batch.
+
+    ``mean``/``std`` are those of the layer's output (the activation's output, or the weight layer's output when no
+    activation follows); ``pre_mean``/``pre_std`` those of the activation's input. ``saturated`` is the fraction of
+    output values near the limits of tanh or sigmoid (:data:`TANH_SATURATION`, :data:`SIGMOID_SATURATION`);
+    ``dead`` the fraction of ReLU-family units whose pre-activation is ≤ 0 on every sample (and position) of the
+    batch. ``duplicates`` counts units that duplicate an earlier unit of the layer: identical weight rows (bias
+    included), or identical non-constant activations over the batch (``duplicate_rows``, ``duplicate_activations``:
+    the larger is ``duplicates``). Gradients (with targets only): the std of ∂loss/∂output and of ∂loss/∂weight,
+    and the Frobenius norm of ∂loss/∂weight. ``None`` means not measured (no such activation, no targets).
+    """
+
+    index: int
+    name: str  # qualified module name; a second call of the same module gets "#2"
+    module_type: str
+    activation: str  # the activation's label, "none" if no activation follows
+    activation_kind: str  # relu | selu | tanh | sigmoid | other | none
+    units: int
+    mean: float
+    std: float
+    pre_mean: float
+    pre_std: float
+    saturated: float | None
+    dead: float | None
+    duplicates: int
+    duplicate_rows: int | None
+    duplicate_activations: int
+    grad_output_std: float | None = None
+    grad_weight_std: float | None = None
+    grad_weight_norm: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class JacobianStats:
+    """The singular values of the input-output Jacobian ∂f(x)/∂x, pooled over ``samples`` inputs.
+
+    ``mean_sq`` is the mean squared singular value (1/n · tr JJᵀ), ``max``/``min`` the extremes, ``within`` the
+    fraction in :data:`ISOMETRY_BAND`, and ``log_std`` the std of their natural logarithms, a scale-free measure
+    of spread (0 for an isometry).
+    """
+
+    samples: int
+    outputs: int
+    inputs: int
+    mean_sq: float
+    max: float
+    min: float
+    within: float
+    log_std: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: non-finite floats become ``None`` (JSON has no NaN or infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# -- the expected input ------------------------------------------------------------------------------------------
+def first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first weight or embedding layer in module order, with its qualified name."""
+    for name, module in model.named_modules():
+        if isinstance(module, (*FEEDFORWARD_TYPES, *EMBEDDING_TYPES, nn.RNNBase)):
+            return name, module
+    return None
+
+
+def expected_input(model: nn.Module) -> str:
+    """What the model expects, in words, from its first layer in module order."""
+    found = first_layer(model)
+    if found is None:
+        return "inputs its forward() accepts (initlab found no Linear, Conv or Embedding layer to describe them)"
+    name, layer = found
+    weight = getattr(layer, "weight", None)
+    dtype = str(weight.dtype).replace("torch.", "") if isinstance(weight, torch.Tensor) else "float"
+    where = f"its first layer {name!r} ({type(layer).__name__})"
+    if isinstance(layer, nn.Linear):
+        return (
+            f"{dtype} inputs of shape (batch, ..., {layer.in_features}) at {where}: {layer.in_features} features per "
+            f"sample (for a model that starts with Flatten, any per-sample shape with {layer.in_features} values)"
+        )
+    if isinstance(layer, nn.Bilinear):
+        return (
+            f"two {dtype} inputs of shapes (batch, {layer.in1_features}) and (batch, {layer.in2_features}) at {where}"
+        )
+    if isinstance(layer, CONV_TYPES + CONV_TRANSPOSE_TYPES):
+        dims = len(layer.kernel_size)  # type: ignore[arg-type]
+        spatial = ", ".join("HWD"[i] if dims > 1 else "L" for i in range(dims))
+        return f"{dtype} inputs of shape (batch, {layer.in_channels}, {spatial}) at {where}"  # type: ignore[str-format]
+    if isinstance(layer, EMBEDDING_TYPES):
+        return f"integer indices in [0, {layer.num_embeddings}) at {where}"  # type: ignore[union-attr]
+    return f"{dtype} inputs at {where}"
+
+
+def check_inputs(model: nn.Module, inputs: ModelInput) -> int:
+    """Validate ``inputs`` before any forward pass and return the batch size.
+
+    Raises ``TypeError`` for an unusable form or a dtype the first layer cannot take, ``ValueError`` for fewer than
+    two samples; each message says what the model expects.
+    """
+    tensors = _tensors(inputs)
+    if not tensors:
+        raise TypeError(
+            f"inputs must be a tensor, a tuple or list of tensors, or a dict of tensors; got {type(inputs).__name__}. "
+            f"The model expects {expected_input(model)}."
+        )
+    x = tensors[0]
+    found = first_layer(model)
+    if found is not None:
+        _, layer = found
+        weight = getattr(layer, "weight", None)
+        if isinstance(layer, EMBEDDING_TYPES):
+            if x.is_floating_point() or x.is_complex():
+                raise TypeError(f"inputs have dtype {x.dtype}; the model expects {expected_input(model)}.")
+        elif isinstance(weight, torch.Tensor) and x.dtype != weight.dtype:
+            hint = (
+                f" (convert with inputs.to({weight.dtype}))" if x.is_floating_point() or x.dtype == torch.uint8 else ""
+            )
+            raise TypeError(
+                f"inputs have dtype {x.dtype} and shape {tuple(x.shape)}; the model expects {expected_input(model)}"
+                f"{hint}."
+            )
+    if x.dim() == 0 or x.shape[0] < 2:
+        raise ValueError(
+            f"inputs of shape {tuple(x.shape)}: a diagnosis needs a batch of at least 2 samples along dimension 0 "
+            f"(statistics are over the batch; 256 is a good size). The model expects {expected_input(model)}."
+        )
+    return int(x.shape[0])
+
+
+def _tensors(inputs: object) -> list[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        return [inputs]
+    if isinstance(inputs, (tuple, list)):
+        return [t for t in inputs if isinstance(t, torch.Tensor)]
+    if isinstance(inputs, Mapping):
+        return [t for t in inputs.values() if isinstance(t, torch.Tensor)]
+    return []
+
+
+# -- recording ---------------------------------------------------------------------------------------------------
+class _TensorRecorder(_Recorder):
+    """The "auto" scheme's recorder, also keeping each recorded module's or functional activation's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outputs: dict[int, Any] = {}  # event index -> output
+        self.snapshots: dict[int, torch.Tensor] = {}  # event index -> detached copy, taken before any in-place op
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        before = len(self.events)
+        out = super().__torch_function__(func, types, args, kwargs)
+        if len(self.events) > before:
+            self._keep(before, out)
+        return out
+
+    def _keep(self, index: int, output: Any) -> None:
+        self.outputs[index] = output
+        tensor = _tensor_of(output)
+        if tensor is not None:
+            self.snapshots[index] = tensor.detach().clone()
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        super().post_hook(module, args, output)
+        self._keep(len(self.events) - 1, output)
+
+
+@contextlib.contextmanager
+def _diagnosis_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and a forked random state, put back on exit; gradients stay on (unlike ``inspection``)."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
+            model.eval()
+            yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@dataclass
+class _Layer:
+    """A layer while it is being assembled from the events."""
+
+    name: str
+    module: nn.Module
+    out: torch.Tensor  # the tensor the gradient is taken against (kept in the graph)
+    pre: torch.Tensor  # detached copies, safe from in-place activations
+    post: torch.Tensor
+    activation: Activation | None = None
+
+
+def _tensor_of(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+def record(model: nn.Module, inputs: ModelInput) -> tuple[Any, list[_Layer]]:
+    """Run the model once on ``inputs`` and return its output and its layers in call order.
+
+    Must run inside :func:`_diagnosis_mode`. Raises ``ValueError`` (saying what the model expects) if the forward
+    pass fails.
+    """
+    names = {id(m): n for n, m in model.named_modules()}
+    recorder = _TensorRecorder()
+    handles = []
+    for leaf in _leaves(model):
+        handles.append(leaf.register_forward_pre_hook(recorder.pre_hook))
+        handles.append(leaf.register_forward_hook(recorder.post_hook))
+    try:
+        with recorder:
+            output = run_model(model, inputs)
+    except (RuntimeError, ValueError, IndexError, TypeError) as err:
+        shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _tensors(inputs))
+        raise ValueError(
+            f"the model cannot run on inputs of shape {shapes}: it expects {expected_input(model)}. PyTorch said: {err}"
+        ) from err
+    finally:
+        for h in handles:
+            h.remove()
+
+    layers: list[_Layer] = []
+    calls: dict[int, int] = {}
+    current: _Layer | None = None
+    for i, (kind, what) in enumerate(recorder.events):
+        out = _tensor_of(recorder.outputs.get(i))
+        snap = recorder.snapshots.get(i)
+        if kind == "module":
+            cls, value = classify_module(what)
+            if cls == "layer" and out is not None:
+                calls[id(what)] = calls.get(id(what), 0) + 1
+                name = names.get(id(what), type(what).__name__) or "(root)"
+                if calls[id(what)] > 1:
+                    name = f"{name}#{calls[id(what)]}"
+                snapshot = snap if snap is not None else out.detach().clone()
+                current = _Layer(name, what, out, snapshot, snapshot)
+                layers.append(current)
+            elif cls == "act":
+                _attach(current, value, out, snap)
+                current = None if current is not None and current.activation is not None else current
+            elif cls == "stop":
+                current = None
+            elif cls == "skip" and current is not None and isinstance(what, NORM_TYPES) and out is not None:
+                current.out, current.pre = out, snap if snap is not None else out.detach().clone()
+                current.post = current.pre
+        elif kind == "act":
+            _attach(current, what, out, snap)
+            current = None if current is not None and current.activation is not None else current
+        elif kind == "stop":
+            current = None
+    return output, layers
+
+
+def _attach(layer: _Layer | None, activation: Activation, out: torch.Tensor | None, snap: torch.Tensor | None) -> None:
+    if layer is None or out is None or out.shape != layer.pre.shape:
+        return
+    layer.activation = activation
+    layer.out, layer.post = out, snap if snap is not None else out.detach().clone()
+
+
+# -- per-layer figures -------------------------------------------------------------------------------------------
+def _units_matrix(t: torch.Tensor, conv: bool) -> torch.Tensor:
+    """(values, units): channels (dim 1) of a convolution, last-dimension features otherwise."""
+    t = t.detach().float()
+    if conv and t.dim() >= 2:
+        return t.movedim(1, -1).reshape(-1, t.shape[1])
+    return t.reshape(-1, t.shape[-1]) if t.dim() >= 1 else t.reshape(1, 1)
+
+
+def _weight_rows(module: nn.Module) -> torch.Tensor | None:
+    """One row per output unit: the weight (and bias) that makes it; ``None`` when units do not map to rows."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return None
+    w = weight.detach().float()
+    if isinstance(module, CONV_TRANSPOSE_TYPES):
+        if module.groups != 1:  # type: ignore[union-attr]
+            return None
+        w = w.transpose(0, 1)
+    rows = w.reshape(w.shape[0], -1)
+    bias = getattr(module, "bias", None)
+    if isinstance(bias, torch.Tensor) and bias.shape == (rows.shape[0],):
+        rows = torch.cat([rows, bias.detach().float()[:, None]], dim=1)
+    return rows
+
+
+def _duplicates(rows: torch.Tensor) -> int:
+    """How many rows equal an earlier row exactly."""
+    if rows.shape[0] < 2:
+        return 0
+    return int(rows.shape[0] - torch.unique(rows, dim=0).shape[0])
+
+
+def _std(t: torch.Tensor) -> float:
+    t = t.detach().float()
+    return float(t.std(correction=0)) if t.numel() > 0 else float("nan")
+
+
+def layer_stats(
+    index: int, layer: _Layer, grad_out: torch.Tensor | None, grad_weight: torch.Tensor | None
+) -> LayerStats:
+    """The figures of one recorded layer (see :class:`LayerStats`)."""
+    act = layer.activation
+    kind = act.kind if act is not None else "none"
+    conv = isinstance(layer.module, CONV_TYPES + CONV_TRANSPOSE_TYPES)
+    pre_units = _units_matrix(layer.pre, conv)
+    post_units = _units_matrix(layer.post, conv)
+    post = layer.post.detach().float()
+
+    saturated: float | None = None
+    if kind == "tanh":
+        saturated = float((post.abs() > TANH_SATURATION).float().mean())
+    elif kind == "sigmoid":
+        saturated = float(((post < SIGMOID_SATURATION) | (post > 1.0 - SIGMOID_SATURATION)).float().mean())
+    dead = float((pre_units <= 0).all(dim=0).float().mean()) if kind == "relu" else None
+
+    rows = _weight_rows(layer.module)
+    dup_rows = _duplicates(rows) if rows is not None else None
+    varying = post_units[:, post_units.amax(dim=0) != post_units.amin(dim=0)]
+    dup_acts = _duplicates(varying.T.contiguous())
+
+    return LayerStats(
+        index=index,
+        name=layer.name,
+        module_type=type(layer.module).__name__,
+        activation=act.label if act is not None else "none",
+        activation_kind=kind,
+        units=int(post_units.shape[1]),
+        mean=float(post.mean()),
+        std=_std(post),
+        pre_mean=float(layer.pre.float().mean()),
+        pre_std=_std(layer.pre),
+        saturated=saturated,
+        dead=dead,
+        duplicates=max(dup_rows or 0, dup_acts),
+        duplicate_rows=dup_rows,
+        duplicate_activations=dup_acts,
+        grad_output_std=_std(grad_out) if grad_out is not None else None,
+        grad_weight_std=_std(grad_weight) if grad_weight is not None else None,
+        grad_weight_norm=float(grad_weight.detach().float().norm()) if grad_weight is not None else None,
+    )
+
+
+# -- losses ------------------------------------------------------------------------------------------------------
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "bce")
+
+
+def resolve_loss(loss: str | LossFn | None, targets: torch.Tensor) -> tuple[str, LossFn]:
+    """The loss's name and function: ``None`` picks cross-entropy for integer targets and MSE for float targets."""
+    if loss is None:
+        loss = "mse" if targets.is_floating_point() else "cross_entropy"
+    if isinstance(loss, str):
+        if loss == "cross_entropy":
+            return loss, F.cross_entropy
+        if loss == "mse":
+            return loss, lambda out, y: F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
+        if loss == "bce":
+            return loss, lambda out, y: F.binary_cross_entropy_with_logits(out, y.reshape(out.shape).to(out.dtype))
+        from initlab._checks import check_choice
+
+        check_choice("loss", loss, LOSSES)
+    if callable(loss):
+        return getattr(loss, "__name__", type(loss).__name__), loss
+    raise TypeError(
+        f"loss must be None, one of {', '.join(LOSSES)} or a callable (output, targets) -> scalar; got {loss!r}."
+    )
+
+
+def gradients(
+    output: Any, layers: list[_Layer], targets: torch.Tensor, loss_fn: LossFn
+) -> tuple[float, list[tuple[torch.Tensor | None, torch.Tensor | None]]]:
+    """The loss and, per layer, ∂loss/∂output and ∂loss/∂weight (``None`` where not in the graph)."""
+    out = _tensor_of(output)
+    if out is None:
+        raise TypeError(f"the model returned {type(output).__name__}; a loss needs a tensor output.")
+    value = loss_fn(out, targets)
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ValueError("the loss must return a scalar tensor.")
+    wrt: list[torch.Tensor] = []
+    slots: list[tuple[int | None, int | None]] = []
+    for layer in layers:
+        o = w = None
+        if layer.out.requires_grad:
+            o = len(wrt)
+            wrt.append(layer.out)
+        weight = getattr(layer.module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.requires_grad:
+            w = len(wrt)
+            wrt.append(weight)
+        slots.append((o, w))
+    if not value.requires_grad or not wrt:
+        return float(value.detach()), [(None, None)] * len(layers)
+    grads = torch.autograd.grad(value, wrt, allow_unused=True)
+    # A module called twice has one weight gradient (summed over both calls); each call reports it.
+    return float(value.detach()), [
+        (grads[o] if o is not None else None, grads[w] if w is not None else None) for o, w in slots
+    ]
+
+
+# -- the Jacobian ------------------------------------------------------------------------------------------------
+def jacobian_spectrum(model: nn.Module, inputs: ModelInput, output: Any) -> tuple[JacobianStats | None, str | None]:
+    """Singular values of ∂f(x)/∂x for up to :data:`JACOBIAN_SAMPLES` samples, or ``None`` and why not."""
+    out = _tensor_of(output)
+    if not isinstance(inputs, torch.Tensor) or out is None or out.shape[:1] != inputs.shape[:1]:
+        return None, "Jacobian skipped: it needs one input tensor and one output tensor with the same batch dimension."
+    if not inputs.is_floating_point():
+        return None, "Jacobian skipped: the inputs are not floating point (no derivative with respect to them)."
+    n_in = math.prod(inputs.shape[1:])
+    n_out = math.prod(out.shape[1:])
+    if n_in * n_out > JACOBIAN_MAX_ENTRIES:
+        return None, (
+            f"Jacobian skipped: one sample's Jacobian has {n_out} × {n_in} = {n_out * n_in:,} entries, above the "
+            f"limit of {JACOBIAN_MAX_ENTRIES:,} (JACOBIAN_MAX_ENTRIES)."
+        )
+    xs = inputs[:JACOBIAN_SAMPLES].detach().clone().requires_grad_(True)
+    # Reverse mode, one backward pass per output over all the samples at once: row j of every sample's Jacobian is
+    # ∂(Σ_i f(x_i)_j)/∂x, as samples do not interact in eval mode. (torch.func.jacrev would do the same, but its
+    # first use imports torch._dynamo, which takes seconds.)
+    ys = _tensor_of(model(xs)).reshape(len(xs), -1)  # type: ignore[union-attr]
+    if not ys.requires_grad:
+        return None, "Jacobian skipped: the output does not depend differentiably on the inputs."
+    rows = []
+    for j in range(n_out):
+        (g,) = torch.autograd.grad(ys[:, j].sum(), xs, retain_graph=j < n_out - 1, allow_unused=True)
+        rows.append(torch.zeros_like(xs) if g is None else g)
+    jac = torch.stack(rows, dim=1)  # (samples, outputs, *input shape)
+    sv = torch.linalg.svdvals(jac.detach().reshape(len(xs), n_out, n_in).double()).reshape(-1)
+    low, high = ISOMETRY_BAND
+    positive = sv[sv > 0]
+    return (
+        JacobianStats(
+            samples=len(xs),
+            outputs=n_out,
+            inputs=n_in,
+            mean_sq=float((sv**2).mean()),
+            max=float(sv.max()),
+            min=float(sv.min()),
+            within=float(((sv >= low) & (sv <= high)).double().mean()),
+            log_std=float(positive.log().std(correction=0)) if positive.numel() > 1 else float("nan"),
+        ),
+        None,
+    )

@@ -1,0 +1,22 @@
+"""Reports: plots and a self-contained HTML page of a study, built from its Store.
+
+``build_report(study_dir)`` writes ``study_dir/report/report.html`` (one file that opens offline: inline styles,
+figures as base64 PNG, no script), the figures as PNG files and a Markdown summary. ``initlab report STUDY_DIR``
+does the same from the command line, and ``initlab compare`` builds one when a study ends.
+"""
+
+from initlab.report._build import HTML_NAME, MARKDOWN_NAME, REPORT_DIRNAME, Figure, build_report, make_figures
+from initlab.report._collect import ArmInit, InitLayer, StudyData, collect
+
+__all__ = [
+    "HTML_NAME",
+    "MARKDOWN_NAME",
+    "REPORT_DIRNAME",
+    "ArmInit",
+    "Figure",
+    "InitLayer",
+    "StudyData",
+    "build_report",
+    "collect",
+    "make_figures",
+]

@@ -1,0 +1,337 @@
+"""Build a study's report: figures (PNG), one self-contained HTML page and a Markdown summary."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import math
+import os
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from initlab.report import _figures
+from initlab.report._collect import StudyData, collect
+from initlab.report._template import STUDY_TEMPLATE
+from initlab.studies import ArmSummary, Stat
+
+logger = logging.getLogger(__name__)
+
+REPORT_DIRNAME = "report"
+HTML_NAME = "report.html"
+MARKDOWN_NAME = "summary.md"
+# Diagnostics payloads are free-form; a report shows at most this many values per run so the page stays readable.
+_MAX_DIAGNOSTIC_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the report: its file name, texts and PNG bytes."""
+
+    filename: str
+    title: str
+    caption: str
+    alt: str
+    png: bytes
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.png).decode("ascii")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, read from the PNG header (IHDR)."""
+        width, height = struct.unpack(">II", self.png[16:24])
+        return int(width), int(height)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and a rename, so a reader never sees half a file."""
+    # open() (not mkstemp) so the file gets the usual permissions under the user's umask, not 0600.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _resolve_out(study_dir: Path, out: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+    """(folder for the figures and summary, HTML path). ``out`` is a folder, or a path ending in ``.html``."""
+    if out is None:
+        folder = study_dir / REPORT_DIRNAME
+        return folder, folder / HTML_NAME
+    path = Path(out)
+    if path.suffix.lower() in (".html", ".htm"):
+        return path.parent, path
+    return path, path / HTML_NAME
+
+
+def _ci(stat: Stat, scale: float = 1.0, digits: int = 2) -> str:
+    if stat.n < 2 or not math.isfinite(stat.ci95):
+        return "-"
+    lo, hi = (stat.mean - stat.ci95) * scale, (stat.mean + stat.ci95) * scale
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _reach(r: ArmSummary) -> str:
+    if r.reached_target == 0:
+        return "never"
+    text = r.epochs_to_target.text(digits=1)
+    if r.reached_target < r.runs:
+        text += f" ({r.reached_target}/{r.runs} runs)"
+    return text
+
+
+def _ranked_rows(summary: Iterable[ArmSummary]) -> list[dict[str, Any]]:
+    return [
+        dict(
+            rank=r.rank,
+            arm=r.arm,
+            acc=r.test_acc.text(100.0),
+            acc_ci=_ci(r.test_acc, 100.0),
+            loss=r.test_loss.text(digits=3),
+            loss_ci=_ci(r.test_loss, digits=3),
+            reach=_reach(r),
+            diverged=f"{r.diverged}/{r.runs}" if r.diverged else "0",
+            failed=str(r.failed),
+            runs=r.runs,
+            finished=r.finished,
+        )
+        for r in summary
+    ]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(float(seconds), 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours} h {minutes} min {secs:.0f} s"
+    if minutes:
+        return f"{minutes} min {secs:.0f} s"
+    return f"{secs:.1f} s"
+
+
+def _training(config: dict[str, Any]) -> str:
+    t = config.get("train", {})
+    length = f"{t['epochs']} epochs" if t.get("epochs") else f"{t.get('steps')} steps"
+    return (
+        f"{t.get('optimizer', '?')} lr {t.get('lr', '?')}, batch {t.get('batch_size', '?')}, {length}, "
+        f"{t.get('schedule', 'constant')} schedule, {t.get('loss', '?')} loss, {t.get('precision', 'float32')}"
+    )
+
+
+def _machine(meta: dict[str, Any]) -> str:
+    parts = [str(meta.get("cpu") or meta.get("machine") or "unknown CPU")]
+    if meta.get("cpu_count"):
+        parts.append(f"{meta['cpu_count']} cores")
+    if meta.get("torch_threads"):
+        parts.append(f"{meta['torch_threads']} torch threads")
+    if meta.get("device"):
+        parts.append(f"device {meta['device']}" + (f" ({meta['device_name']})" if meta.get("device_name") else ""))
+    if meta.get("platform"):
+        parts.append(str(meta["platform"]))
+    if meta.get("hostname"):
+        parts.append(f"host {meta['hostname']}")
+    return ", ".join(parts)
+
+
+def _flatten(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
+    """Scalar leaves of a JSON payload as (dotted key, text); long lists are summarized, not dumped."""
+    if isinstance(value, dict) and depth < 6:
+        rows: list[tuple[str, str]] = []
+        for k, v in value.items():
+            rows += _flatten(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+        return rows
+    if isinstance(value, list):
+        if len(value) <= 8 and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+            return [(prefix, ", ".join(_scalar(v) for v in value))]
+        if depth < 6 and len(value) <= 64 and all(isinstance(v, dict) for v in value):
+            rows = []
+            for i, v in enumerate(value):
+                name = v.get("name", v.get("layer", i)) if isinstance(v, dict) else i
+                rows += _flatten(v, f"{prefix}[{name}]", depth + 1)
+            return rows
+        return [(prefix, f"list of {len(value)} values")]
+    return [(prefix or "(value)", _scalar(value))]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _diagnostics(data: StudyData) -> list[dict[str, Any]]:
+    out = []
+    for run_id, epoch, payload in data.diagnostics:
+        rows = _flatten(payload)
+        out.append(
+            dict(
+                run_id=run_id, epoch=epoch, rows=rows[:_MAX_DIAGNOSTIC_ROWS], truncated=len(rows) > _MAX_DIAGNOSTIC_ROWS
+            )
+        )
+    return out
+
+
+def make_figures(data: StudyData) -> list[Figure]:
+    """The report's figures for ``data``: learning curves, initial weight histograms and per-layer norms."""
+    styles = _figures.arm_styles(data.arms)
+    n_seeds = len(data.study.config.get("seeds", []))
+    figures = [
+        Figure(
+            "learning_curves.png",
+            "Learning curves",
+            f"Training and validation loss (log scale) and accuracy against epoch. Each line is the mean over the "
+            f"{n_seeds} seeds of one arm; the shaded band spans the minimum to the maximum over seeds. Diverged runs "
+            f"stop before the epoch in which they diverged. The dotted line marks the target validation accuracy.",
+            "Learning curves: training and validation loss and accuracy per epoch for each arm",
+            _figures.learning_curves(data, styles),
+        )
+    ]
+    hist = _figures.initial_histograms(data, styles)
+    if hist is not None:
+        figures.append(
+            Figure(
+                "initial_weights.png",
+                "Initial weight distributions",
+                "Histograms of the weights of the first, a middle and the last layer right after initialization, "
+                "before any training step: the model was rebuilt from the study config and initialized with each "
+                "arm's scheme and first seed. Each panel has its own x range; a constant tensor (zeros, ones) is one "
+                "bar.",
+                "Histograms of the initial weights of the first, a middle and the last layer for each arm",
+                hist,
+            )
+        )
+    norms = _figures.layer_norms(data, styles)
+    if norms is not None:
+        figures.append(
+            Figure(
+                "layer_norms.png",
+                "Per-layer weight and gradient norms",
+                "Top: the Frobenius norm of each weight matrix at the end of each epoch (epoch 0: at initialization, "
+                "rebuilt with the first seed). Bottom: the root mean square of the gradient norm over the steps "
+                "sampled in each epoch. Mean over seeds, band = min–max over seeds, symmetric log scale (linear "
+                "below 0.001, so a zero norm is drawn at 0).",
+                "Per-layer weight norm and gradient norm against epoch for each arm",
+                norms,
+            )
+        )
+    return figures
+
+
+def render_html(data: StudyData, figures: list[Figure]) -> str:
+    """The self-contained HTML page of the study report."""
+    import initlab
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(STUDY_TEMPLATE)
+    config = data.study.config
+    counts = Counter(r.status for r in data.runs)
+    problems = [
+        dict(run_id=r.run_id, status=r.status, epoch=r.diverged_epoch, message=r.message)
+        for r in sorted(data.runs, key=lambda r: r.run_id)
+        if r.status in ("diverged", "failed")
+    ]
+    target = data.target_accuracy
+    return template.render(
+        study=data.study,
+        study_dir=str(data.study_dir),
+        config=config,
+        config_json=json.dumps(config, indent=2, sort_keys=True),
+        meta=data.study.meta,
+        machine=_machine(data.study.meta),
+        training=_training(config),
+        duration=_duration(data.study.duration_s),
+        arms=data.arms,
+        runs=data.runs,
+        status_counts=", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none",
+        target=f"{target:.0%}" if math.isfinite(target) else "target",
+        ranked=_ranked_rows(data.summary),
+        problems=problems,
+        figures=[
+            dict(
+                title=f.title,
+                caption=f.caption,
+                alt=f.alt,
+                base64=f.base64,
+                width=f.size[0],
+                height=f.size[1],
+            )
+            for f in figures
+        ],
+        init_errors=[a for a in data.init if a.error],
+        diagnostics=_diagnostics(data),
+        generator_version=initlab.__version__,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _md_cell(text: object) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def render_markdown(data: StudyData, figures: list[Figure]) -> str:
+    """A short Markdown summary: what ran, the ranked table and links to the figures."""
+    config, meta = data.study.config, data.study.meta
+    target = f"{data.target_accuracy:.0%}" if math.isfinite(data.target_accuracy) else "target"
+    lines = [
+        f"# Study report: {_md_cell(data.study.name)}",
+        "",
+        f"- data set: {_md_cell(config.get('dataset'))}; model: `{_md_cell(config.get('model'))}`",
+        f"- training: {_md_cell(_training(config))}",
+        f"- {len(data.arms)} arms × {len(config.get('seeds', []))} seeds = {len(data.runs)} runs",
+        f"- started {data.study.started_at or 'not started'}, duration {_duration(data.study.duration_s)}",
+        f"- initlab {meta.get('initlab', '?')}, torch {meta.get('torch', '?')}, Python {meta.get('python', '?')}",
+        f"- machine: {_md_cell(_machine(meta))}",
+        "",
+        "## Ranked arms (mean ± std over seeds; 95% interval: Student's t)",
+        "",
+        f"| # | arm | test acc (%) | 95% interval | test loss | 95% interval | epochs to {target} | diverged |",
+        "|---:|:---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in _ranked_rows(data.summary):
+        lines.append(
+            f"| {r['rank']} | {_md_cell(r['arm'])} | {r['acc']} | {r['acc_ci']} | {r['loss']} | {r['loss_ci']} | "
+            f"{r['reach']} | {r['diverged']} |"
+        )
+    lines += ["", "## Figures", ""]
+    lines += [f"- [{f.title}]({f.filename})" for f in figures]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def build_report(study_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Build the report of the study in ``study_dir`` and return the path of its HTML file.
+
+    Writes, each file atomically (a temporary file, then a rename): ``report.html``, one self-contained page (styles
+    inline, figures as base64 PNG, no script, nothing fetched from the network); the figures as PNG files; and
+    ``summary.md``, the ranked table in Markdown. They go to ``study_dir/report/`` unless ``out`` names another
+    folder, or an ``.html`` path (the other files then go beside it). The store is opened read-only, so a report can
+    be built while the study runs. Raises ``FileNotFoundError`` when ``study_dir`` holds no study.
+    """
+    folder = Path(study_dir)
+    data = collect(folder)
+    out_dir, html_path = _resolve_out(folder, out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    figures = make_figures(data)
+    for f in figures:
+        _write_atomic(out_dir / f.filename, f.png)
+    _write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, figures).encode("utf-8"))
+    _write_atomic(html_path, render_html(data, figures).encode("utf-8"))
+    logger.info("report of %s written to %s", folder, html_path)
+    return html_path

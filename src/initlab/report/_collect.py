@@ -1,0 +1,213 @@
+"""What a report shows, read from a study's Store and from the model rebuilt at initialization.
+
+Everything the figures and the HTML need is gathered here once, so that the drawing code reads plain arrays and the
+report never writes to the Store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from initlab.store import EpochRecord, RunRecord, Store, StudyRecord
+from initlab.studies import ArmSummary, summarize
+
+logger = logging.getLogger(__name__)
+
+# Schemes that look at data when they initialize; the report gives them the batch the runner gives them.
+_DATA_SCHEMES = ("lsuv", "auto")
+# The runner initializes from 256 training samples drawn with the run's seed (initlab.studies.runner.train_shard).
+_INIT_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class InitLayer:
+    """One weight tensor of the model right after initialization (before any training step)."""
+
+    name: str  # the parameter's name in the model, e.g. "1.weight"
+    shape: tuple[int, ...]
+    values: np.ndarray  # a flat float64 copy of the weights
+    norm: float  # Frobenius norm, comparable with the stored per-epoch weight norms
+
+
+@dataclass(frozen=True)
+class ArmInit:
+    """An arm's model initialized with its scheme and its first seed; ``error`` says why there is none."""
+
+    arm: str
+    seed: int
+    layers: list[InitLayer] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """A study as the report sees it: its record, runs, epochs, ranked arms, initial weights and diagnostics."""
+
+    study_dir: Path
+    study: StudyRecord
+    runs: list[RunRecord]
+    epochs: dict[str, list[EpochRecord]]  # by run_id, in epoch order
+    summary: list[ArmSummary]  # ranked, from initlab.studies.summarize
+    arms: list[str]  # labels in the study's order (legend and colour order, stable between reports)
+    target_accuracy: float
+    init: list[ArmInit]
+    diagnostics: list[tuple[str, int, dict[str, Any]]]
+
+    def runs_of(self, arm: str) -> list[RunRecord]:
+        """The runs of ``arm``, in seed order."""
+        return sorted((r for r in self.runs if r.arm == arm), key=lambda r: r.seed)
+
+    def series(self, arm: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(epochs, values)`` of ``metric`` for every run of ``arm``: values is (runs, epochs), NaN where absent.
+
+        Non-finite values become NaN, and a diverged run's epochs from the one it diverged in are left out, so that
+        its curve stops before the blow-up instead of stretching the axis to 1e18 and hiding every other arm.
+        """
+        runs = self.runs_of(arm)
+        last = max((e.epoch for r in runs for e in self.epochs.get(r.run_id, [])), default=0)
+        epochs = np.arange(1, last + 1)
+        values = np.full((len(runs), last), np.nan)
+        for i, r in enumerate(runs):
+            for e in self.epochs.get(r.run_id, []):
+                if r.diverged_epoch is not None and e.epoch >= r.diverged_epoch:
+                    continue
+                v = getattr(e, metric)
+                if v is not None and math.isfinite(v):
+                    values[i, e.epoch - 1] = v
+        return epochs, values
+
+    def layer_series(self, arm: str, layer: str, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(epochs, values)`` of a layer statistic (``weight_norm`` or ``grad_norm``) for every run of ``arm``."""
+        runs = self.runs_of(arm)
+        last = max((e.epoch for r in runs for e in self.epochs.get(r.run_id, [])), default=0)
+        values = np.full((len(runs), last), np.nan)
+        for i, r in enumerate(runs):
+            for e in self.epochs.get(r.run_id, []):
+                for stat in e.layers:
+                    if stat.name == layer:
+                        v = getattr(stat, which)
+                        if v is not None and math.isfinite(v):
+                            values[i, e.epoch - 1] = v
+        return np.arange(1, last + 1), values
+
+    def weight_layers(self) -> list[str]:
+        """Names of the stored layers that are weights (not biases), in the model's order."""
+        for records in self.epochs.values():
+            if records:
+                names = [s.name for s in records[0].layers]
+                weights = [n for n in names if not n.endswith("bias")]
+                return weights or names
+        return []
+
+
+def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
+    """Read the study in ``study_dir`` (read-only) and rebuild each arm's initial weights when ``with_init``."""
+    folder = Path(study_dir)
+    with Store.in_dir(folder, readonly=True) as store:
+        study = store.study()
+        runs = store.runs()
+        epochs: dict[str, list[EpochRecord]] = {}
+        for e in store.epochs():
+            epochs.setdefault(e.run_id, []).append(e)
+        for records in epochs.values():
+            records.sort(key=lambda e: e.epoch)
+        summary = summarize(store)
+        diagnostics = store.diagnostics()
+    arms = [str(a["label"]) for a in study.config.get("arms", [])]
+    arms += sorted({r.arm for r in runs} - set(arms))
+    init = initial_weights(study.config, runs) if with_init else []
+    return StudyData(
+        study_dir=folder,
+        study=study,
+        runs=runs,
+        epochs=epochs,
+        summary=summary,
+        arms=arms,
+        target_accuracy=float(study.config.get("train", {}).get("target_accuracy", math.nan)),
+        init=init,
+        diagnostics=diagnostics,
+    )
+
+
+def _needs_data(scheme: Any) -> bool:
+    if isinstance(scheme, str):
+        return scheme in _DATA_SCHEMES
+    if isinstance(scheme, Mapping):
+        return str(scheme.get("name", "")).lower() in _DATA_SCHEMES or "lsuv" in str(scheme).lower()
+    return False
+
+
+def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[ArmInit]:
+    """Each arm's model built from the study config and initialized with the arm's scheme and first seed.
+
+    Nothing is trained; the model is initialized exactly as the runner initializes it (same scheme, seed and, for
+    data-dependent schemes, the same 256 training samples), so the histograms show the weights the run started from.
+    A failure for one arm (a model or data set this machine cannot build) is recorded in ``ArmInit.error`` and
+    logged, never raised: the rest of the report does not depend on it.
+    """
+    import torch
+
+    from initlab import data as _data
+    from initlab import models as _models
+    from initlab.studies import _components as components
+
+    arms = config.get("arms", [])
+    seeds = list(config.get("seeds", [0]))
+    first_seed = {}
+    for r in runs:
+        first_seed[r.arm] = min(first_seed.get(r.arm, r.seed), r.seed)
+    dataset = str(config.get("dataset", ""))
+    options = dict(config.get("dataset_options", {}))
+    normalize = config.get("normalize", "standardize")
+    normalize = None if normalize == "none" else normalize
+    train_cache: list[Any] = []
+
+    def train_split() -> Any:
+        if not train_cache:
+            train_cache.append(_data.load(dataset, split="train", normalize=normalize, **options))
+        return train_cache[0]
+
+    try:
+        if options:  # the registry's shapes hold for the default options only
+            input_shape, num_classes = train_split().input_shape, train_split().num_classes
+        else:
+            meta = _data.info(dataset)
+            input_shape, num_classes = meta.input_shape, meta.num_classes
+    except Exception as exc:
+        logger.warning("cannot size the model of data set %r for the initial weights: %s", dataset, exc)
+        return [ArmInit(arm=str(a["label"]), seed=seeds[0] if seeds else 0, error=str(exc)) for a in arms]
+
+    out = []
+    for a in arms:
+        label, scheme = str(a["label"]), a["scheme"]
+        seed = int(first_seed.get(label, seeds[0] if seeds else 0))
+        try:
+            model = _models.build(config["model"], input_shape=tuple(input_shape), num_classes=num_classes)
+            sample = None
+            if _needs_data(scheme):
+                x = train_split().x
+                pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:_INIT_SAMPLES]
+                sample = x[pick]
+            components.initialize(model, scheme, seed=seed, data=sample)
+            layers = [
+                InitLayer(
+                    name=name,
+                    shape=tuple(p.shape),
+                    values=p.detach().double().flatten().numpy().copy(),
+                    norm=float(p.detach().double().norm()),
+                )
+                for name, p in model.named_parameters()
+                if p.dim() >= 2
+            ]
+            out.append(ArmInit(arm=label, seed=seed, layers=layers))
+        except Exception as exc:
+            logger.warning("cannot rebuild the initial weights of arm %r: %s", label, exc)
+            out.append(ArmInit(arm=label, seed=seed, error=f"{type(exc).__name__}: {exc}"))
+    return out

@@ -1,0 +1,246 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display needed) and returned as PNG bytes.
+
+Every arm keeps one look across figures: a colour, a line style and a marker, so that twelve arms stay apart on
+screen and in greyscale print. Bands span the minimum to the maximum over seeds; lines are the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display; set before pyplot is imported
+import matplotlib.pyplot as plt
+import numpy as np
+
+from initlab.report._collect import StudyData
+
+# Okabe & Ito's colour-blind-safe palette (2008) extended with four darker tones to reach twelve distinct hues.
+_COLORS = (
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9",
+    "#000000", "#F0E442", "#7F3C8D", "#8C6D31", "#666666", "#117733",
+)  # fmt: skip
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+# PNG resolution: sharp on screen, and the default study's report stays well under 5 MB.
+_DPI = 100
+# The most layers drawn side by side; a deeper model shows this many, spread from first to last.
+_MAX_LAYER_PANELS = 6
+_BAND_ALPHA = 0.15
+
+
+@dataclass(frozen=True)
+class ArmStyle:
+    """How one arm is drawn in every figure."""
+
+    color: str
+    linestyle: str
+    marker: str
+
+    def line(self) -> dict[str, Any]:
+        return dict(color=self.color, linestyle=self.linestyle, marker=self.marker, markersize=5, linewidth=1.6)
+
+
+def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:
+    """A distinct (colour, line style, marker) per arm, in the study's arm order."""
+    return {
+        arm: ArmStyle(_COLORS[i % len(_COLORS)], _LINESTYLES[i % len(_LINESTYLES)], _MARKERS[i % len(_MARKERS)])
+        for i, arm in enumerate(arms)
+    }
+
+
+def _wrap(text: str, width: int = 28) -> str:
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)) or text
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    # bbox_inches="tight" grows the canvas to fit legends placed outside the axes and long labels.
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _legend(fig: Any, data: StudyData, styles: dict[str, ArmStyle], extra: Sequence[Any] = ()) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], label=_wrap(arm), **styles[arm].line()) for arm in data.arms]
+    fig.legend(
+        handles=[*handles, *extra],
+        loc="upper left",
+        bbox_to_anchor=(1.0, 0.95),
+        title="arm (init scheme)",
+        frameon=False,
+        fontsize="small",
+    )
+
+
+def _mean_band(ax: Any, x: np.ndarray, values: np.ndarray, style: ArmStyle) -> None:
+    if values.size == 0 or np.all(np.isnan(values)):
+        return
+    with np.errstate(all="ignore"), _quiet_nan():
+        mean = np.nanmean(values, axis=0)
+        lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    ax.plot(x, mean, **style.line())
+    if values.shape[0] > 1:
+        ax.fill_between(x, lo, hi, color=style.color, alpha=_BAND_ALPHA, linewidth=0)
+
+
+class _quiet_nan:  # noqa: N801 - used as a context manager like np.errstate
+    """Silence numpy's "mean of empty slice" warnings (an epoch no seed reached is simply not drawn)."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def learning_curves(data: StudyData, styles: dict[str, ArmStyle]) -> bytes:
+    """Training and validation loss (log scale) and accuracy against epoch, one line per arm, min–max band."""
+    panels = [
+        ("train_loss", "training loss", "cross-entropy loss (nats, log scale)", True),
+        ("val_loss", "validation loss", "cross-entropy loss (nats, log scale)", True),
+        ("train_acc", "training accuracy", "accuracy (%)", False),
+        ("val_acc", "validation accuracy", "accuracy (%)", False),
+    ]
+    loss_name = str(data.study.config.get("train", {}).get("loss", "cross_entropy"))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    for ax, (metric, title, ylabel, log) in zip(axes.flat, panels, strict=True):
+        drawn = False
+        for arm in data.arms:
+            x, values = data.series(arm, metric)
+            # A log axis cannot show 0; accuracies are drawn in percent.
+            values = np.where(values > 0, values, np.nan) if log else values * 100.0
+            _mean_band(ax, x, values, styles[arm])
+            drawn = drawn or bool(np.isfinite(values).any())
+        if log and drawn:
+            ax.set_yscale("log")
+        if metric == "val_acc" and np.isfinite(data.target_accuracy):
+            ax.axhline(data.target_accuracy * 100.0, color="grey", linewidth=0.8, linestyle=(0, (1, 3)))
+        if not drawn:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel if loss_name == "cross_entropy" or not log else f"{loss_name} loss (log scale)")
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    n_seeds = len(data.study.config.get("seeds", []))
+    fig.suptitle(
+        f"Learning curves: mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}, band = min–max over seeds",
+        fontsize="large",
+    )
+    fig.tight_layout()
+    _legend(fig, data, styles)
+    return _png(fig)
+
+
+def _pick_layers(names: Sequence[str], limit: int) -> list[str]:
+    if len(names) <= limit:
+        return list(names)
+    idx = np.unique(np.linspace(0, len(names) - 1, limit).round().astype(int))
+    return [names[i] for i in idx]
+
+
+def initial_histograms(data: StudyData, styles: dict[str, ArmStyle]) -> bytes | None:
+    """Histograms of the first, a middle and the last weight tensor of each arm's initialized model."""
+    arms = [a for a in data.init if a.layers]
+    if not arms:
+        return None
+    names = [layer.name for layer in arms[0].layers]
+    picked = [names[0], names[len(names) // 2], names[-1]] if len(names) > 3 else names
+    rows, cols = len(arms), len(picked)
+    height = 1.55 * rows + 1.0
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.0, height), squeeze=False)
+    for r, arm in enumerate(arms):
+        by_name = {layer.name: layer for layer in arm.layers}
+        for c, name in enumerate(picked):
+            ax = axes[r][c]
+            layer = by_name.get(name)
+            if layer is None:
+                ax.set_axis_off()
+                continue
+            v = layer.values[np.isfinite(layer.values)]
+            lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+            if hi - lo < 1e-12:  # a constant tensor (zeros, ones): one bar around its value
+                lo, hi = lo - 0.5, hi + 0.5
+            # One filled step artist instead of 50 bar patches: the twelve-arm grid draws several times faster.
+            counts, edges = np.histogram(v, bins=50, range=(lo, hi))
+            ax.stairs(counts, edges, fill=True, color=styles[arm.arm].color, alpha=0.85)
+            ax.text(
+                0.98,
+                0.92,
+                f"std {np.std(v):.3g}\nmean {np.mean(v):.2g}" if v.size else "empty",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize="x-small",
+                bbox=dict(facecolor="white", alpha=0.8, edgecolor="none", pad=1.0),
+            )
+            ax.tick_params(labelsize="x-small")
+            ax.locator_params(axis="x", nbins=5)
+            ax.locator_params(axis="y", nbins=3)
+            if r == 0:
+                ax.set_title(f"{name} {tuple(layer.shape)}", fontsize="small")
+            if c == 0:
+                ax.set_ylabel(f"{_wrap(arm.arm, 22)}\n(count)", fontsize="small")
+            if r == rows - 1:
+                ax.set_xlabel("weight value", fontsize="small")
+    fig.suptitle(
+        f"Initial weights (before training) of the first, a middle and the last layer; first seed of each arm\n"
+        f"x axes differ between panels; {data.study.config.get('model', '')}",
+        fontsize="medium",
+    )
+    # Fixed margins (in inches, converted to figure fractions): tight_layout on a twelve-row grid costs seconds, and
+    # savefig's bbox_inches="tight" still grows the canvas to fit long arm labels.
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.55 / height, top=1 - 1.1 / height, hspace=0.5, wspace=0.28)
+    return _png(fig)
+
+
+def layer_norms(data: StudyData, styles: dict[str, ArmStyle]) -> bytes | None:
+    """Per-layer weight norm and gradient norm against epoch; epoch 0 is the rebuilt initialization (first seed)."""
+    names = data.weight_layers()
+    if not names:
+        return None
+    picked = _pick_layers(names, _MAX_LAYER_PANELS)
+    init_norm = {(a.arm, layer.name): layer.norm for a in data.init for layer in a.layers}
+    fig, axes = plt.subplots(2, len(picked), figsize=(3.4 * len(picked) + 1.0, 6.4), squeeze=False, sharex=True)
+    for c, name in enumerate(picked):
+        for r, which in enumerate(("weight_norm", "grad_norm")):
+            ax = axes[r][c]
+            for arm in data.arms:
+                x, values = data.layer_series(arm, name, which)
+                if which == "weight_norm" and (arm, name) in init_norm:
+                    x = np.concatenate([[0], x])
+                    values = np.concatenate([np.full((values.shape[0], 1), init_norm[(arm, name)]), values], axis=1)
+                _mean_band(ax, x, values, styles[arm])
+            # symlog: a zero norm (zero init, or a dead layer's gradient) is the point to see, and log cannot draw 0.
+            ax.set_yscale("symlog", linthresh=1e-3)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize="x-small")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            if r == 0:
+                ax.set_title(name, fontsize="small")
+            else:
+                ax.set_xlabel("epoch")
+            if c == 0:
+                ax.set_ylabel(
+                    "weight norm ‖W‖ (Frobenius)" if which == "weight_norm" else "gradient norm ‖∇W‖ (RMS over steps)"
+                )
+    fig.suptitle(
+        "Per-layer weight and gradient norms (mean over seeds, band = min–max; symmetric log scale, 0 shown)\n"
+        "epoch 0 = at initialization (rebuilt, first seed); gradient norm = RMS over the epoch's sampled steps",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    _legend(fig, data, styles)
+    return _png(fig)

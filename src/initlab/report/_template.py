@@ -1,0 +1,99 @@
+"""The HTML page of a study report: one self-contained file (inline styles, images as base64 PNG, no script).
+
+The Content-Security-Policy forbids every network fetch, so the page cannot load anything even if a value slipped
+through; Jinja2 escapes every value (autoescape on), so a study or arm name is always shown as text.
+"""
+
+STUDY_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>initlab study report: {{ study.name }}</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f2f2f2; } td.l, th.l { text-align: left; }
+tr.bad td { color: #a00; }
+.muted { color: #666; font-size: 0.9em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.9em; margin-top: 0.3em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+</style>
+</head>
+<body>
+<h1>Study report: {{ study.name }}</h1>
+<p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }} from <code>{{ study_dir }}</code>.</p>
+
+<h2>What ran</h2>
+<dl class="meta">
+<dt>data set</dt><dd>{{ config.dataset }}{% if config.dataset_options %} {{ config.dataset_options }}{% endif %}
+  (normalize: {{ config.normalize }})</dd>
+<dt>model</dt><dd><code>{{ config.model }}</code></dd>
+<dt>training</dt><dd>{{ training }}</dd>
+<dt>arms × seeds</dt><dd>{{ arms|length }} arms × {{ config.seeds|length }} seeds
+  (seeds {{ config.seeds|join(", ") }}) = {{ runs|length }} runs: {{ status_counts }}</dd>
+<dt>started</dt><dd>{{ study.started_at or "not started" }}</dd>
+<dt>finished</dt><dd>{{ study.finished_at or "not finished" }}</dd>
+<dt>duration</dt><dd>{{ duration }}</dd>
+<dt>versions</dt><dd>initlab {{ meta.initlab or "?" }}, torch {{ meta.torch or "?" }},
+  Python {{ meta.python or "?" }}</dd>
+<dt>machine</dt><dd>{{ machine }}</dd>
+</dl>
+<details><summary>Full study config (JSON)</summary><pre>{{ config_json }}</pre></details>
+
+<h2>Ranked arms</h2>
+<p>Ranked by mean final test accuracy over seeds. Values are mean ± sample standard deviation over the finished runs;
+the 95% interval is Student's t over seeds (n − 1 degrees of freedom), shown when there are at least two runs.
+Epochs to target: mean epoch at which validation accuracy first reached {{ target }}, over the runs that did.
+Diverged runs have no test metrics and do not enter the means.</p>
+<table id="ranked">
+<thead><tr><th>#</th><th class="l">arm</th><th>test acc (%)</th><th>95% interval (%)</th><th>test loss</th>
+<th>95% interval</th><th>epochs to {{ target }} val acc</th><th>diverged</th><th>failed</th><th>runs</th></tr></thead>
+<tbody>
+{% for r in ranked %}
+<tr{% if r.finished == 0 %} class="bad"{% endif %}><td>{{ r.rank }}</td><td class="l">{{ r.arm }}</td>
+<td>{{ r.acc }}</td><td>{{ r.acc_ci }}</td><td>{{ r.loss }}</td><td>{{ r.loss_ci }}</td><td>{{ r.reach }}</td>
+<td>{{ r.diverged }}</td><td>{{ r.failed }}</td><td>{{ r.runs }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% if problems %}
+<p><strong>Runs that diverged or failed:</strong></p>
+<ul>{% for p in problems %}<li><code>{{ p.run_id }}</code>: {{ p.status }}
+{% if p.epoch %} at epoch {{ p.epoch }}{% endif %}
+{%- if p.message %}: {{ p.message }}{% endif %}</li>{% endfor %}</ul>
+{% endif %}
+
+{% for fig in figures %}
+<h2>{{ fig.title }}</h2>
+<figure>
+<img src="data:image/png;base64,{{ fig.base64 }}" alt="{{ fig.alt }}" width="{{ fig.width }}" height="{{ fig.height }}">
+<figcaption>{{ fig.caption }}</figcaption>
+</figure>
+{% endfor %}
+{% if init_errors %}
+<p class="muted">Initial weights could not be rebuilt for:
+{% for e in init_errors %}<code>{{ e.arm }}</code> ({{ e.error }}){% if not loop.last %}; {% endif %}{% endfor %}</p>
+{% endif %}
+
+{% if diagnostics %}
+<h2>Diagnostics recorded during the study</h2>
+<p>Per-run statistics stored by the diagnostics (epoch 0 is at initialization), as recorded.</p>
+{% for d in diagnostics %}
+<details><summary><code>{{ d.run_id }}</code>, epoch {{ d.epoch }} ({{ d.rows|length }} values{% if d.truncated %},
+first {{ d.rows|length }} shown{% endif %})</summary>
+<table><thead><tr><th class="l">statistic</th><th class="l">value</th></tr></thead><tbody>
+{% for k, v in d.rows %}<tr><td class="l"><code>{{ k }}</code></td><td class="l">{{ v }}</td></tr>{% endfor %}
+</tbody></table></details>
+{% endfor %}
+{% endif %}
+</body>
+</html>
+"""
