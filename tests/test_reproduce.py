@@ -55,3 +55,11 @@ def test_reproduce_command_lists_and_runs(tmp_path: Path) -> None:
     typo = runner.invoke(app, ["reproduce", "dlai-circle"])
     assert typo.exit_code == 2
     assert "Did you mean 'dlai-circles'" in typo.output
+
+
+def test_saxe2014_quick_claims_hold(tmp_path: Path) -> None:
+    result = reproduce("saxe2014", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    steps = result.details["steps"]
+    assert steps["scaled Gaussian"]["12"][0] > 4 * steps["scaled Gaussian"]["1"][0]
+    assert steps["orthogonal"]["12"][0] <= steps["orthogonal"]["1"][0]

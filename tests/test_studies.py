@@ -40,6 +40,8 @@ def stored(folder: Path) -> tuple[list[tuple], dict[str, dict]]:
         runs = {
             r.run_id: {"status": r.status, "test": r.test_metrics, "last_epoch": r.last_epoch} for r in store.runs()
         }
+        for run_id, epoch, payload in store.diagnostics():
+            runs[run_id][f"diagnosis@{epoch}"] = payload
     return epochs, runs
 
 
@@ -60,6 +62,26 @@ def test_a_study_stores_every_epoch_and_ranks_arms(tmp_path: Path) -> None:
     run_study(study, tmp_path / "s", workers=1)
     assert stored(tmp_path / "s")[0] == epochs
     assert before <= (tmp_path / "s" / "study.sqlite").stat().st_mtime_ns
+
+
+def test_runs_are_diagnosed_at_initialization_and_at_chosen_epochs(tmp_path: Path) -> None:
+    study = Study(
+        name="diag",
+        dataset="digits",
+        model="mlp:16,16;act=tanh",
+        seeds=(0,),
+        diagnose_epochs=(0, 2),
+        arms=(Arm("zeros", "zeros"), Arm("he", "he_normal")),
+        train=TrainSettings(epochs=2),
+    )
+    run_study(study, tmp_path / "d", workers=1)
+    with Store.in_dir(tmp_path / "d", readonly=True) as store:
+        found = {(run_id, epoch): payload for run_id, epoch, payload in store.diagnostics()}
+    assert set(found) == {("zeros/s0", 0), ("zeros/s0", 2), ("he/s0", 0), ("he/s0", 2)}
+    # Zero weights: every hidden unit duplicates the others, which the diagnosis reports as a symmetry finding.
+    assert "symmetry" in {f["kind"] for f in found[("zeros/s0", 0)]["findings"]}
+    assert "symmetry" not in {f["kind"] for f in found[("he/s0", 0)]["findings"]}
+    assert found[("he/s0", 0)]["layers"] != found[("he/s0", 2)]["layers"]  # training changed the network
 
 
 def test_arms_within_a_seed_see_the_same_batches_and_seeds_differ(tmp_path: Path) -> None:

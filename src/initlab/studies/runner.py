@@ -61,7 +61,7 @@ class ShardRun:
 class Event:
     """A message from a worker to the driver."""
 
-    kind: str  # "epoch" | "test" | "error" | "done"
+    kind: str  # "epoch" | "test" | "diagnostics" | "error" | "done"
     shard: int
     payload: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +122,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+#: Samples of the fixed training batch on which runs are diagnosed during a study.
+DIAGNOSE_BATCH = 256
+
+
+def _diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """``initlab.diagnose`` of one run on the study's fixed batch, as stored. The timing is left out so that a resumed
+    study, which diagnoses the same weights again, stores an identical payload (the Store accepts it as a no-op)."""
+    from initlab.diagnostics import diagnose
+
+    payload = diagnose(model, x, targets=y).to_dict()
+    payload.pop("seconds", None)
+    return payload
+
+
 def train_shard(
     config: dict[str, Any],
     runs: Sequence[ShardRun],
@@ -150,6 +164,16 @@ def train_shard(
             sample = train.x[torch.randperm(train.x.shape[0], generator=torch.Generator().manual_seed(r.seed))[:256]]
             components.initialize(model, arm.scheme, seed=r.seed, data=sample)
         models.append(model)
+    # One fixed batch for every run and epoch, so that diagnoses compare across arms, seeds and epochs.
+    diag_idx = torch.randperm(train.x.shape[0], generator=torch.Generator().manual_seed(0))[:DIAGNOSE_BATCH]
+    diag_x, diag_y = train.x[diag_idx], train.y[diag_idx]
+    if start == 0 and 0 in study.diagnose_epochs:
+        for r, model in zip(runs, models, strict=True):
+            emit(
+                Event(
+                    "diagnostics", shard, {"run_id": r.run_id, "epoch": 0, "data": _diagnostics(model, diag_x, diag_y)}
+                )
+            )
     pop = Population(models, settings, device=dev)
     if start > 0:
         states = []
@@ -204,6 +228,13 @@ def train_shard(
                     extra={"train_time_s": train_time / len(live)},
                 )
             )
+        if epoch in study.diagnose_epochs:
+            # Before the epoch is reported, so that a kill cannot leave a committed epoch without its diagnosis.
+            for i, r in enumerate(live):
+                if r.run_id not in diverged:
+                    model = pop.export(i, components.build_model(study, train))
+                    emit(Event("diagnostics", shard, {"run_id": r.run_id, "epoch": epoch,
+                                                      "data": _diagnostics(model, diag_x, diag_y)}))  # fmt: skip
         emit(Event("epoch", shard, {"rows": rows, "diverged": diverged, "epoch": epoch}))
         if len(keep) < len(live):
             live = [live[i] for i in keep]
@@ -351,6 +382,8 @@ def _handle(
         store.record_test(event.payload["run_id"], event.payload["metrics"], wall_time_s=event.payload["wall"])
         prune_checkpoints(out, event.payload["run_id"], None)
         progress.finished_runs += 1
+    elif event.kind == "diagnostics":
+        store.record_diagnostics(event.payload["run_id"], event.payload["epoch"], event.payload["data"])
     elif event.kind == "error":
         log.error("shard %d failed: %s\n%s", event.shard, event.payload["message"], event.payload["trace"])
         for r in shards[event.shard]:

@@ -78,6 +78,9 @@ class Study:
     model: str = ARTICLE_MODEL
     seeds: tuple[int, ...] = (0, 1)
     train: TrainSettings = field(default_factory=TrainSettings)
+    # Epochs after which every run is diagnosed (initlab.diagnose: per-layer signal, gradients, Jacobian) on a fixed
+    # batch of training data, stored in the Store; 0 is the initialization. Empty to skip.
+    diagnose_epochs: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if not self.arms:
@@ -92,6 +95,8 @@ class Study:
             check_int("seed", s, minimum=0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}.")
+        for e in self.diagnose_epochs:
+            check_int("diagnose_epochs", e, minimum=0)
         if self.normalize not in ("standardize", "minmax", "none"):
             raise ValueError(
                 f"normalize={self.normalize!r} is not allowed; choose 'standardize', 'minmax' or 'none'."
@@ -115,6 +120,7 @@ class Study:
             "seeds": list(self.seeds),
             "arms": [a.to_dict() for a in self.arms],
             "train": self.train.to_dict(),
+            "diagnose_epochs": list(self.diagnose_epochs),
         }
 
     def fingerprint(self) -> str:
@@ -126,7 +132,8 @@ class Study:
     def from_config(cls, config: Mapping[str, Any]) -> Study:
         """Rebuild a study from :meth:`config` (or a TOML table of the same form; see the module docstring)."""
         config = dict(config)
-        known = {"name", "dataset", "dataset_options", "normalize", "model", "seeds", "arms", "inits", "train"}
+        known = {"name", "dataset", "dataset_options", "normalize", "model", "seeds", "arms", "inits", "train",
+                 "diagnose_epochs"}  # fmt: skip
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(
@@ -149,6 +156,7 @@ class Study:
             arms=tuple(arms),
             train=train if isinstance(train, TrainSettings) else TrainSettings.from_dict(dict(train)),
             seeds=tuple(seeds),
+            diagnose_epochs=tuple(config.pop("diagnose_epochs", (0,))),
             **config,
         )
 
