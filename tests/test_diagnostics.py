@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import math
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ import initlab
 from initlab import models
 from initlab.cli import app
 from initlab.diagnostics import (
+    HISTOGRAM_BINS,
     SATURATION_FRACTION,
     VANISHING_SIGNAL_RATIO,
     Comparison,
@@ -26,6 +31,8 @@ from initlab.diagnostics import (
 
 runner = CliRunner()
 DIM = 64
+EVIL = "<script>alert(1)</script>"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def batch(n: int = 256, dim: int = DIM, scale: float = 1.0, seed: int = 1) -> torch.Tensor:
@@ -128,6 +135,25 @@ def test_orthogonal_tanh_is_near_isometric_and_relu_he_is_not() -> None:
     assert tanh.log_std < 1.0
     assert relu.log_std > 3 * tanh.log_std
     assert relu.max > 2 * tanh.max
+    # The singular values themselves are kept for the spectrum: all 8 × 64 of them, sorted, matching the summary.
+    sv = torch.tensor(tanh.singular_values, dtype=torch.float64)
+    assert len(sv) == 8 * DIM
+    assert torch.equal(sv, sv.sort().values)
+    assert (sv[0].item(), sv[-1].item()) == (tanh.min, tanh.max)
+    assert float((sv**2).mean()) == pytest.approx(tanh.mean_sq)
+
+
+def test_jacobian_singular_values_are_capped_keeping_the_extremes(monkeypatch: pytest.MonkeyPatch) -> None:
+    full = diagnose(mlp(2, DIM, "relu", "he_normal", outputs=DIM), batch()).jacobian
+    monkeypatch.setattr("initlab.diagnostics._stats.JACOBIAN_MAX_SINGULAR_VALUES", 50)
+    capped = diagnose(mlp(2, DIM, "relu", "he_normal", outputs=DIM), batch()).jacobian
+    assert full is not None
+    assert capped is not None
+    assert len(full.singular_values) == 8 * DIM
+    assert len(capped.singular_values) == 50
+    assert capped.singular_values[0] == full.singular_values[0] == full.min
+    assert capped.singular_values[-1] == full.singular_values[-1] == full.max
+    assert set(capped.singular_values) <= set(full.singular_values)
 
 
 def test_jacobian_is_skipped_above_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,6 +210,47 @@ def test_to_dict_is_json_and_records_everything() -> None:
     assert record["thresholds"]["tanh_saturation"] == 0.99
     assert record["jacobian"]["mean_sq"] == 0.0
     assert isinstance(d, Diagnosis)
+    # Histograms and singular values travel through to_dict: a zero net's outputs are all 0 (one bin of width 1).
+    hist = record["layers"][0]["hist"]
+    assert len(hist["edges"]) == HISTOGRAM_BINS + 1
+    assert sum(hist["counts"]) == 256 * 16
+    assert hist["edges"][0] == -0.5
+    assert hist["edges"][-1] == 0.5
+    assert max(hist["counts"]) == 256 * 16
+    assert record["jacobian"]["singular_values"] == [0.0] * (8 * 10)
+
+
+def test_histograms_count_every_activation_and_gradient() -> None:
+    x = batch()
+    d = diagnose(mlp(3, 32, "tanh", initlab.RandomNormal(stddev=1.0)), x, targets=labels())
+    for layer in d.layers:
+        assert layer.hist is not None
+        assert layer.grad_hist is not None
+        assert len(layer.hist.counts) == HISTOGRAM_BINS
+        assert len(layer.hist.edges) == HISTOGRAM_BINS + 1
+        assert layer.hist.total == 256 * layer.units
+        assert layer.grad_hist.total == 256 * layer.units
+        assert layer.hist.nonfinite == 0
+    # Saturated tanh units pile up in the outermost bins (Glorot & Bengio 2010, Fig. 2): the first hidden layer
+    # (std 1 weights on 64 inputs, pre-activation std about 8) has most of its mass in the two end bins.
+    first = d.layers[0].hist
+    assert first is not None
+    assert (first.counts[0] + first.counts[-1]) / first.total > 0.5
+    assert first.edges[0] >= -1.0
+    assert first.edges[-1] <= 1.0
+    # Without targets there are no gradients, hence no gradient histograms.
+    assert all(layer.grad_hist is None for layer in diagnose(mlp(1, 8, "relu", "he_normal"), x).layers)
+
+
+def test_histogram_skips_non_finite_values() -> None:
+    from initlab.diagnostics._stats import histogram
+
+    h = histogram(torch.tensor([0.0, 1.0, 2.0, float("inf"), float("nan")]), bins=4)
+    assert h is not None
+    assert h.counts == (1, 0, 1, 1)
+    assert h.edges == (0.0, 0.5, 1.0, 1.5, 2.0)
+    assert h.nonfinite == 2
+    assert histogram(torch.tensor([float("nan")])) is None
 
 
 def test_table_and_text() -> None:
@@ -299,6 +366,87 @@ def test_keras_mnist_on_real_mnist(mnist_env: Path) -> None:
     assert "symmetry" in diagnose(zero, x, targets=y).kinds
 
 
+# -- the report of a diagnosis --------------------------------------------------------------------------------
+def evil_comparison() -> Comparison:
+    model = mlp(3, 32, "tanh", "glorot_uniform")
+    return compare_diagnoses(model, {EVIL: "glorot_uniform", "zeros": "zeros"}, batch(), targets=labels())
+
+
+def test_diagnosis_report_writes_a_self_contained_page(tmp_path: Path) -> None:
+    from initlab.report import build_diagnosis_report
+
+    path = build_diagnosis_report(evil_comparison(), tmp_path / "r", title=f"mlp {EVIL}")
+    assert path == tmp_path / "r" / "diagnosis.html"
+    pngs = sorted(p.name for p in path.parent.glob("*.png"))
+    assert pngs == [
+        "activation_histograms.png",
+        "depth_profile.png",
+        "gradient_histograms.png",
+        "jacobian_spectrum.png",
+    ]
+    page = path.read_text(encoding="utf-8")
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert {base64.b64decode(i) for i in images} == {(path.parent / n).read_bytes() for n in pngs}
+    assert "<script" not in page.lower()
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    # Labels are text, never markup, in the HTML and the Markdown.
+    escaped = html.escape(EVIL, quote=True)
+    assert EVIL not in page
+    assert f"<h1>Diagnosis: mlp {escaped}</h1>" in page
+    assert f'<td class="l">{escaped}</td>' in page
+    md = (path.parent / "diagnosis.md").read_text(encoding="utf-8")
+    assert EVIL not in md
+    assert md.startswith("# Diagnosis: mlp &lt;script>")
+    # The findings of the zero init are there, with their suggestion.
+    assert "symmetry" in page
+    assert "Suggestion:" in page
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_diagnosis_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    from _browser import off_machine, open_in_chromium
+    from initlab.report import build_diagnosis_report
+
+    d = diagnose(mlp(2, 32, "relu", "he_normal"), batch(), targets=labels(), label=f"he {EVIL}")
+    for result, name in ((d, "one.html"), (evil_comparison(), "two.html")):
+        path = build_diagnosis_report(result, tmp_path / name)
+        shot = tmp_path / f"{name}.png"
+        seen = open_in_chromium(path.resolve().as_uri(), shot)
+        assert seen["errors"] == []
+        assert off_machine(seen["requests"]) == []
+        assert len(seen["images"]) == 4
+        for img in seen["images"]:
+            assert img["complete"], img
+            assert min(img["natural"]) > 0, img
+            assert min(img["shown"]) > 0, img
+        assert shot.read_bytes().startswith(PNG_MAGIC)
+        assert shot.stat().st_size > 10_000
+
+
+def test_diagnosis_report_of_keras_mnist(mnist_env: Path, tmp_path: Path) -> None:
+    from initlab.report import build_diagnosis_report
+
+    ds = initlab.data.load("mnist", split="train")
+    x, y = ds.x[:256], ds.y[:256]
+    model = models.build("keras-mnist", input_shape=ds.input_shape, num_classes=ds.num_classes)
+    initlab.initialize(model, "auto", seed=0, data=x)
+    d = diagnose(model, x, targets=y, label="keras-mnist / auto on mnist")
+    start = time.perf_counter()
+    path = build_diagnosis_report(d, tmp_path)
+    seconds = time.perf_counter() - start
+    print(f"diagnosis report of keras-mnist on 256 MNIST images built in {seconds:.2f} s")  # measured, not asserted
+    assert path.is_file()
+    assert len(list(tmp_path.glob("*.png"))) == 4
+    assert "keras-mnist / auto on mnist" in path.read_text(encoding="utf-8")
+
+
+def test_diagnosis_report_rejects_other_objects(tmp_path: Path) -> None:
+    from initlab.report import build_diagnosis_report
+
+    with pytest.raises(TypeError, match="Diagnosis or a Comparison"):
+        build_diagnosis_report({"layers": []}, tmp_path)  # type: ignore[arg-type]
+
+
 # -- the command line ---------------------------------------------------------------------------------------------
 def test_cli_diagnose_digits_zeros() -> None:
     result = runner.invoke(
@@ -357,3 +505,18 @@ def test_cli_diagnose_defaults_on_mnist(mnist_env: Path) -> None:
     record = json.loads(result.output)
     assert record["label"] == "keras-mnist / auto on mnist"
     assert [layer["units"] for layer in record["layers"]] == [256, 128, 10]
+
+
+def test_cli_diagnose_report(tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    args = ["diagnose", "--dataset", "digits", "--model", "mlp:32", "--scheme", "he_normal,zeros", "--batch", "64"]
+    result = runner.invoke(app, [*args, "--report", "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(out / "diagnosis.html")
+    page = (out / "diagnosis.html").read_text(encoding="utf-8")
+    assert "mlp:32 on digits, 2 schemes (seed 0)" in page
+    # With --json the path goes to stderr, so stdout stays one JSON document.
+    as_json = runner.invoke(app, [*args, "--json", "--report", "--out", str(tmp_path / "j.html")])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["schemes"] == ["he_normal", "zeros"]
+    assert as_json.stderr.strip() == str(tmp_path / "j.html")

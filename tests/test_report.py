@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
-import os
+import math
 import re
 import shutil
-import subprocess
-import tempfile
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _browser import off_machine, open_in_chromium
 from initlab.cli import app
 from initlab.report import build_report, collect
 from initlab.report._figures import arm_styles
@@ -61,13 +56,18 @@ def test_report_writes_a_self_contained_page_figures_and_a_summary(study_dir: Pa
     assert report == study_dir / "report" / "report.html"
     folder = report.parent
     pngs = sorted(p.name for p in folder.glob("*.png"))
-    assert pngs == ["initial_weights.png", "layer_norms.png", "learning_curves.png"]
+    # Diagnostics figures come only when the store has diagnoses (the runner may store them at epoch 0).
+    assert [n for n in pngs if not n.startswith("diagnostics_")] == [
+        "initial_weights.png",
+        "layer_norms.png",
+        "learning_curves.png",
+    ]
     for name in pngs:
         assert (folder / name).read_bytes().startswith(PNG_MAGIC)
     assert not list(folder.glob(".*.tmp")), "a temporary file was left behind"
     page = report.read_text(encoding="utf-8")
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 3
+    assert len(images) == len(pngs)
     assert {base64.b64decode(i) for i in images} == {(folder / n).read_bytes() for n in pngs}
     # Nothing that could fetch or run: no script, no external URL in any src/href, no @import or url() in styles.
     assert "<script" not in page.lower()
@@ -99,10 +99,25 @@ def test_ranked_table_is_the_summary_in_its_order(study_dir: Path, report: Path)
         assert html.unescape(c[4]) == r.test_loss.text(digits=3)
         if r.test_acc.n >= 2:
             lo, hi = (r.test_acc.mean - r.test_acc.ci95) * 100, (r.test_acc.mean + r.test_acc.ci95) * 100
-            assert html.unescape(c[3]) == f"[{lo:.2f}, {hi:.2f}]"
+            clipped = lo < 0 or hi > 100
+            lo, hi = max(lo, 0.0), min(hi, 100.0)
+            assert html.unescape(c[3]) == f"[{lo:.2f}, {hi:.2f}]" + ("*" if clipped else "")
+            assert 0.0 <= lo <= hi <= 100.0
     huge = next(r for r in rows if r.arm == "huge")
     assert huge.diverged == 2, "the fixture's 'huge' arm should diverge in both seeds"
     assert next(c for c in cells if c[1] == "huge")[7] == "2/2"
+
+
+def test_accuracy_interval_is_clipped_to_the_possible_range() -> None:
+    from initlab.report._build import _ACCURACY_RANGE, _ci
+    from initlab.studies import Stat
+
+    # Two seeds at 97% and 99%: t(1) = 12.7 gives 98 ± 12.7 %, reaching 110.7 %.
+    stat = Stat(mean=0.98, std=0.01414, ci95=0.127, n=2)
+    assert _ci(stat, 100.0) == "[85.30, 110.70]"
+    assert _ci(stat, 100.0, clip=_ACCURACY_RANGE) == "[85.30, 100.00]*"
+    assert _ci(Stat(mean=0.5, std=0.01, ci95=0.02, n=2), 100.0, clip=_ACCURACY_RANGE) == "[48.00, 52.00]"
+    assert _ci(Stat(mean=0.5, std=math.nan, ci95=math.nan, n=1), 100.0, clip=_ACCURACY_RANGE) == "-"
 
 
 def test_html_in_names_is_shown_as_text_never_as_markup(report: Path) -> None:
@@ -147,7 +162,8 @@ def test_diagnostics_in_the_store_are_rendered(study_dir: Path, tmp_path: Path) 
     shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("report", "checkpoints"))
     payload = {"layers": [{"name": "1.weight", "act_std": 0.5, "grad_std": 0.01}], "note": EVIL}
     with Store.in_dir(copy) as store:
-        store.record_diagnostics("he_normal/s0", 0, payload)
+        # Epoch 7, past the study's 2 epochs: the runner stores its own diagnoses at the epochs it ran.
+        store.record_diagnostics("he_normal/s0", 7, payload)
     page = build_report(copy, tmp_path / "out").read_text(encoding="utf-8")
     assert "Diagnostics recorded during the study" in page
     assert "layers[1.weight].act_std" in page
@@ -167,6 +183,67 @@ def test_report_of_a_missing_study_says_so(tmp_path: Path) -> None:
         build_report(tmp_path)
 
 
+# -- diagnoses stored by the study ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def diagnosed_study(study_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study with a diagnosis of every run at initialization, and of the first seeds after a few SGD steps."""
+    import torch
+
+    import initlab
+    from initlab import data as datasets
+    from initlab import models
+    from initlab.diagnostics import diagnose
+
+    copy = tmp_path_factory.mktemp("diagnosed") / "s"
+    shutil.copytree(study_dir, copy, ignore=shutil.ignore_patterns("report", "checkpoints"))
+    ds = datasets.load("digits", split="train")
+    x, y = ds.x[:128], ds.y[:128]
+    with Store.in_dir(copy) as store:
+        config = store.study().config
+        schemes = {a["label"]: a["scheme"] for a in config["arms"]}
+        stored = {(run_id, epoch) for run_id, epoch, _ in store.diagnostics()}
+        for run in store.runs():
+            model = models.build(config["model"], input_shape=ds.input_shape, num_classes=ds.num_classes)
+            initlab.initialize(model, schemes[run.arm], seed=run.seed, data=x)
+            if (run.run_id, 0) not in stored:
+                store.record_diagnostics(run.run_id, 0, diagnose(model, x, targets=y, label=run.arm).to_dict())
+            if run.seed == 0 and (run.run_id, 2) not in stored:
+                opt = torch.optim.SGD(model.parameters(), lr=0.05)
+                for _ in range(20):
+                    opt.zero_grad()
+                    torch.nn.functional.cross_entropy(model(x), y).backward()
+                    opt.step()
+                store.record_diagnostics(run.run_id, 2, diagnose(model, x, targets=y, label=run.arm).to_dict())
+    return copy
+
+
+def test_stored_diagnoses_are_drawn_per_arm(diagnosed_study: Path, tmp_path: Path) -> None:
+    from initlab.report._build import _first_seed_diagnoses
+
+    data = collect(diagnosed_study, with_init=False)
+    runs = _first_seed_diagnoses(data)
+    assert list(runs) == data.arms
+    with Store.in_dir(diagnosed_study, readonly=True) as store:
+        for arm, points in runs.items():
+            first = min((r for r in store.runs() if r.arm == arm), key=lambda r: r.seed)
+            # The first seed's own diagnoses, in epoch order, not another run's.
+            assert points == [(epoch, payload) for _, epoch, payload in store.diagnostics(first.run_id)]
+            assert points[0][0] == 0
+            assert 2 in [epoch for epoch, _ in points]
+    path = build_report(diagnosed_study, tmp_path / "out")
+    names = {p.name for p in path.parent.glob("*.png")}
+    assert {"diagnostics_depth.png", "diagnostics_histograms.png", "diagnostics_over_training.png"} <= names
+    page = path.read_text(encoding="utf-8")
+    assert "Activation and gradient std by layer at initialization" in page
+    assert "Diagnostics recorded during the study" not in page, "diagnoses are figures, not the generic table"
+    assert EVIL not in page
+    seen = open_in_chromium(path.resolve().as_uri(), tmp_path / "diagnosed.png")
+    assert seen["errors"] == []
+    assert off_machine(seen["requests"]) == []
+    assert len(seen["images"]) == len(names)
+    assert all(min(img["natural"]) > 0 and min(img["shown"]) > 0 for img in seen["images"])
+
+
 # -- the command line ---------------------------------------------------------------------------------------------
 def test_report_command_prints_the_path(study_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
@@ -180,160 +257,12 @@ def test_report_command_prints_the_path(study_dir: Path, tmp_path: Path) -> None
 
 
 # -- in a real browser --------------------------------------------------------------------------------------------
-class Chromium:
-    """Headless Chromium driven through the DevTools protocol over ``--remote-debugging-pipe`` (fds 3 and 4).
-
-    No WebDriver and no websocket: commands are JSON messages ended by a NUL byte. Console errors, uncaught
-    exceptions, log errors and every network request of the page are recorded as they arrive.
-    """
-
-    FLAGS = (
-        "--headless",
-        "--no-sandbox",  # we run as root in a container
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--remote-debugging-pipe",
-        "--hide-scrollbars",
-    )
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        import fcntl
-
-        cmd_r, self._cmd_w = os.pipe()
-        self._res_r, res_w = os.pipe()
-        # Chromium reads commands on fd 3 and writes replies on fd 4; move our ends above 10 so dup2 cannot clash.
-        hi_cmd, hi_res = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10), fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
-
-        def child_fds() -> None:
-            os.dup2(hi_cmd, 3)
-            os.dup2(hi_res, 4)
-
-        self.proc = subprocess.Popen(
-            [binary, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=child_fds,
-            close_fds=False,  # our other fds are non-inheritable (PEP 446); fds 3 and 4 must survive
-        )
-        for fd in (cmd_r, res_w, hi_cmd, hi_res):
-            os.close(fd)
-        self._next_id = 0
-        self._replies: dict[int, dict[str, Any]] = {}
-        self.events: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        buf = b""
-        with os.fdopen(self._res_r, "rb", buffering=0) as f:
-            while chunk := f.read(1 << 16):
-                buf += chunk
-                *messages, buf = buf.split(b"\0")
-                with self._cond:
-                    for raw in messages:
-                        msg = json.loads(raw)
-                        if "id" in msg:
-                            self._replies[msg["id"]] = msg
-                        else:
-                            self.events.append(msg)
-                    self._cond.notify_all()
-
-    def send(self, method: str, session: str | None = None, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
-        self._next_id += 1
-        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._next_id in self._replies, timeout=timeout):
-                raise TimeoutError(f"no reply from Chromium to {method} within {timeout} s")
-            reply = self._replies.pop(self._next_id)
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply.get("result", {})
-
-    def wait_event(self, method: str, timeout: float = 30.0) -> dict[str, Any]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: any(e["method"] == method for e in self.events), timeout=timeout):
-                raise TimeoutError(f"Chromium sent no {method} within {timeout} s")
-            return next(e for e in self.events if e["method"] == method)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
-            self.send("Browser.close", timeout=5)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._cmd_w)
-
-
-def open_in_chromium(url: str, screenshot: Path) -> dict[str, Any]:
-    """Load ``url`` in headless Chromium; return its console errors, network requests and images as rendered."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    with tempfile.TemporaryDirectory(prefix="initlab-chromium-") as profile:
-        browser = Chromium(binary, Path(profile))
-        try:
-            target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                browser.send(f"{domain}.enable", session)
-            browser.send(
-                "Emulation.setDeviceMetricsOverride", session, width=1280, height=900, deviceScaleFactor=1, mobile=False
-            )
-            browser.events.clear()  # only what the page does counts
-            browser.send("Page.navigate", session, url=url)
-            browser.wait_event("Page.loadEventFired")
-            time.sleep(0.3)  # let late console messages and requests arrive
-            images = browser.send(
-                "Runtime.evaluate",
-                session,
-                returnByValue=True,
-                expression="""Array.from(document.images).map(i => {
-                    i.scrollIntoView(); const r = i.getBoundingClientRect();
-                    return {alt: i.alt, complete: i.complete, natural: [i.naturalWidth, i.naturalHeight],
-                            shown: [r.width, r.height]}; })""",
-            )["result"]["value"]
-            shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True)
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-            events = list(browser.events)
-        finally:
-            browser.close()
-    errors = [e["params"] for e in events if e["method"] == "Runtime.exceptionThrown"]
-    errors += [
-        e["params"]
-        for e in events
-        if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")
-    ]
-    errors += [
-        e["params"]["entry"]
-        for e in events
-        if e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
-    ]
-    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
-    return {"errors": errors, "requests": requests, "images": images}
-
-
-def _network(requests: list[str]) -> list[str]:
-    """Requests that leave the machine (anything but the page's own file and inline data)."""
-    return [u for u in requests if not u.startswith(("file:", "data:"))]
-
-
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     seen = open_in_chromium(report.resolve().as_uri(), shot)
     assert seen["errors"] == []
-    assert _network(seen["requests"]) == []
-    assert len(seen["images"]) == 3
+    assert off_machine(seen["requests"]) == []
+    assert len(seen["images"]) == len(list(report.parent.glob("*.png")))
     for img in seen["images"]:
         assert img["complete"], img
         assert min(img["natural"]) > 0, img
@@ -354,5 +283,5 @@ def test_the_browser_check_catches_errors_requests_and_broken_images(tmp_path: P
     )
     seen = open_in_chromium(page.as_uri(), tmp_path / "bad.png")
     assert any("boom" in json.dumps(e) for e in seen["errors"])
-    assert _network(seen["requests"]) == ["http://127.0.0.1:9/nothing.png"]
+    assert off_machine(seen["requests"]) == ["http://127.0.0.1:9/nothing.png"]
     assert all(min(img["natural"]) == 0 for img in seen["images"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import typer
 
 from initlab import data as datasets
 from initlab import models
 from initlab.cli._app import app, console, fail
-from initlab.diagnostics import compare_diagnoses, diagnose
+from initlab.diagnostics import Comparison, Diagnosis, compare_diagnoses, diagnose
 from initlab.schemes import initialize
 
 
@@ -28,6 +30,12 @@ def diagnose_command(
     batch: int = typer.Option(256, min=2, help="Batch size (samples of the training split)."),
     seed: int = typer.Option(0, min=0, help="Seed of the initialization and of the batch's draw."),
     as_json: bool = typer.Option(False, "--json", help="Print the diagnosis as JSON instead of tables."),
+    report: bool = typer.Option(
+        False, "--report", help="Also write an HTML report (figures, findings, tables) and print its path."
+    ),
+    out: Path = typer.Option(
+        Path("diagnosis-report"), help="With --report: the report's folder, or a path ending in .html."
+    ),
 ) -> None:
     """Initialize a model and diagnose it on one batch: per-layer statistics, Jacobian spectrum, findings."""
     names = [s.strip() for s in scheme.split(",") if s.strip()]
@@ -36,15 +44,27 @@ def diagnose_command(
     try:
         x, y, ds = _batch(dataset, batch, seed)
         net = models.build(model, input_shape=ds.input_shape, num_classes=ds.num_classes)
+        described = models.describe(model)
         if len(names) == 1:
             initialize(net, names[0], seed=seed, data=x)
-            label = f"{models.describe(model)} / {names[0]} on {dataset}"
-            result = diagnose(net, x, targets=y, label=label)
+            label = f"{described} / {names[0]} on {dataset}"
+            result: Diagnosis | Comparison = diagnose(net, x, targets=y, label=label)
+            title = label
         else:
-            result = compare_diagnoses(net, names, x, targets=y, seed=seed)  # type: ignore[assignment]
+            result = compare_diagnoses(net, names, x, targets=y, seed=seed)
+            title = f"{described} on {dataset}, {len(names)} schemes (seed {seed})"
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(result.to_json())
     else:
         console.print(result)
+    if report:
+        from initlab.report import build_diagnosis_report
+
+        try:
+            path = build_diagnosis_report(result, out, title=title)
+        except OSError as exc:
+            raise fail(f"cannot write the report to {out}: {exc}") from None
+        # With --json, stdout stays one JSON document; the path goes to stderr.
+        typer.echo(str(path), err=as_json)

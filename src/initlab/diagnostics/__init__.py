@@ -1,9 +1,10 @@
 """Diagnosing an initialization: per-layer statistics of a model on one batch, and findings in plain words.
 
 ``diagnose(model, inputs, targets=..., loss=...)`` returns a :class:`Diagnosis`: for each layer in call order the
-output's mean and std, saturated and dead units and duplicate (symmetric) units, with targets the gradients'
-stds; for the whole model the signal's per-layer factor, the ratio of the first layer's gradient norm to the last's
-and the input-output Jacobian's singular values; and :class:`Finding` objects (symmetry, vanishing or exploding
+output's mean and std, saturated and dead units and duplicate (symmetric) units, a histogram of its activations,
+with targets the gradients' stds and a histogram of the back-propagated gradient; for the whole model the signal's
+per-layer factor, the ratio of the first layer's gradient norm to the last's and the input-output Jacobian's
+singular values (kept, for plotting the spectrum); and :class:`Finding` objects (symmetry, vanishing or exploding
 signal, saturation, dead units, vanishing or exploding gradients), each with a severity, the layers, the figures and
 a suggested scheme. ``compare_diagnoses`` puts several schemes side by side. The thresholds are the constants of
 :mod:`initlab.diagnostics._findings` and :mod:`initlab.diagnostics._stats`, collected in :data:`THRESHOLDS`.
@@ -31,11 +32,14 @@ from initlab.diagnostics._findings import (
     Severity,
 )
 from initlab.diagnostics._stats import (
+    HISTOGRAM_BINS,
     ISOMETRY_BAND,
     JACOBIAN_MAX_ENTRIES,
+    JACOBIAN_MAX_SINGULAR_VALUES,
     JACOBIAN_SAMPLES,
     SIGMOID_SATURATION,
     TANH_SATURATION,
+    Histogram,
     JacobianStats,
     LayerStats,
 )
@@ -48,8 +52,10 @@ __all__ = [
     "EXPLODING_SIGNAL_ERROR",
     "EXPLODING_SIGNAL_RATIO",
     "FINDING_KINDS",
+    "HISTOGRAM_BINS",
     "ISOMETRY_BAND",
     "JACOBIAN_MAX_ENTRIES",
+    "JACOBIAN_MAX_SINGULAR_VALUES",
     "JACOBIAN_SAMPLES",
     "SATURATION_ERROR_FRACTION",
     "SATURATION_FRACTION",
@@ -65,6 +71,7 @@ __all__ = [
     "Diagnosis",
     "Finding",
     "FindingKind",
+    "Histogram",
     "JacobianStats",
     "LayerStats",
     "Severity",

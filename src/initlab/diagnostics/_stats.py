@@ -48,6 +48,52 @@ JACOBIAN_SAMPLES = 8
 JACOBIAN_MAX_ENTRIES = 1 << 20
 #: Singular values within [0.5, 2] count as "near 1" (dynamical isometry: Saxe et al. 2014, Pennington et al. 2017).
 ISOMETRY_BAND = (0.5, 2.0)
+#: Bins of the per-layer histograms of activations and gradients: 50 equal bins over the observed range, as in the
+#: "activation values per layer" histograms of Glorot & Bengio 2010 (Fig. 3, 6, 7); enough to show a spike at 0 or
+#: a pile-up at ±1 while keeping a stored diagnosis small (about 1 kB per histogram as JSON).
+HISTOGRAM_BINS = 50
+#: At most this many singular values are kept in :class:`JacobianStats` (8 samples × 256 outputs); above it, evenly
+#: spaced order statistics of the sorted values, which keep the spectrum's shape and both extremes.
+JACOBIAN_MAX_SINGULAR_VALUES = 2048
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of values in ``bins`` equal bins: ``edges`` has one more entry than ``counts``.
+
+    Only finite values are counted (``nonfinite`` says how many were not); the range is the finite values' minimum
+    to maximum, widened to ±0.5 around a constant (all zeros, say) so that it still has a width.
+    """
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    nonfinite: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "counts": list(self.counts), "nonfinite": self.nonfinite}
+
+
+def histogram(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> Histogram | None:
+    """The :class:`Histogram` of ``values`` (any shape, any device), or ``None`` when no value is finite."""
+    flat = values.detach().reshape(-1).double()
+    finite = flat[torch.isfinite(flat)]
+    if finite.numel() == 0:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo <= 1e-12 * max(1.0, abs(lo)):
+        lo, hi = lo - 0.5, hi + 0.5
+    # histc puts the maximum in the last bin, so every finite value is counted exactly once.
+    counts = torch.histc(finite, bins=bins, min=lo, max=hi).round().long().cpu()
+    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    return Histogram(
+        edges=tuple(float(e) for e in edges),
+        counts=tuple(int(c) for c in counts),
+        nonfinite=int(flat.numel() - finite.numel()),
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +107,9 @@ class LayerStats:
     batch. ``duplicates`` counts units that duplicate an earlier unit of the layer: identical weight rows (bias
     included), or identical non-constant activations over the batch (``duplicate_rows``, ``duplicate_activations``:
     the larger is ``duplicates``). Gradients (with targets only): the std of ∂loss/∂output and of ∂loss/∂weight,
-    and the Frobenius norm of ∂loss/∂weight. ``None`` means not measured (no such activation, no targets).
+    and the Frobenius norm of ∂loss/∂weight. ``hist`` is the histogram of the layer's output values over the batch
+    (Glorot & Bengio 2010's "activation values" per layer) and ``grad_hist`` that of ∂loss/∂output, the
+    back-propagated gradient (with targets only). ``None`` means not measured (no such activation, no targets).
     """
 
     index: int
@@ -82,6 +130,8 @@ class LayerStats:
     grad_output_std: float | None = None
     grad_weight_std: float | None = None
     grad_weight_norm: float | None = None
+    hist: Histogram | None = None
+    grad_hist: Histogram | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _plain(v) for k, v in asdict(self).items()}
@@ -93,7 +143,8 @@ class JacobianStats:
 
     ``mean_sq`` is the mean squared singular value (1/n · tr JJᵀ), ``max``/``min`` the extremes, ``within`` the
     fraction in :data:`ISOMETRY_BAND`, and ``log_std`` the std of their natural logarithms, a scale-free measure
-    of spread (0 for an isometry).
+    of spread (0 for an isometry). ``singular_values`` are the values themselves, in ascending order, for plotting
+    the spectrum: all of them up to :data:`JACOBIAN_MAX_SINGULAR_VALUES`, evenly spaced order statistics above.
     """
 
     samples: int
@@ -104,6 +155,7 @@ class JacobianStats:
     min: float
     within: float
     log_std: float
+    singular_values: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _plain(v) for k, v in asdict(self).items()}
@@ -402,6 +454,8 @@ def layer_stats(
         grad_output_std=_std(grad_out) if grad_out is not None else None,
         grad_weight_std=_std(grad_weight) if grad_weight is not None else None,
         grad_weight_norm=float(grad_weight.detach().float().norm()) if grad_weight is not None else None,
+        hist=histogram(post),
+        grad_hist=histogram(grad_out) if grad_out is not None else None,
     )
 
 
@@ -502,6 +556,17 @@ def jacobian_spectrum(model: nn.Module, inputs: ModelInput, output: Any) -> tupl
             min=float(sv.min()),
             within=float(((sv >= low) & (sv <= high)).double().mean()),
             log_std=float(positive.log().std(correction=0)) if positive.numel() > 1 else float("nan"),
+            singular_values=_capped(sv),
         ),
         None,
     )
+
+
+def _capped(sv: torch.Tensor, limit: int | None = None) -> tuple[float, ...]:
+    """``sv`` sorted ascending; above ``limit`` values, that many evenly spaced order statistics (min and max kept)."""
+    limit = JACOBIAN_MAX_SINGULAR_VALUES if limit is None else limit
+    ordered = sv.detach().double().cpu()
+    ordered = ordered[torch.isfinite(ordered)].sort().values  # JSON has no NaN or infinity
+    if ordered.numel() > limit:
+        ordered = ordered[torch.linspace(0, ordered.numel() - 1, limit).round().long()]
+    return tuple(float(v) for v in ordered)

@@ -3,12 +3,19 @@
 ``build_report(study_dir)`` writes ``study_dir/report/report.html`` (one file that opens offline: inline styles,
 figures as base64 PNG, no script), the figures as PNG files and a Markdown summary. ``initlab report STUDY_DIR``
 does the same from the command line, and ``initlab compare`` builds one when a study ends.
+
+``build_diagnosis_report(diagnosis_or_comparison, out)`` writes the same kind of page for one diagnosis (or several
+schemes side by side): findings, per-layer tables, activation and gradient histograms per layer, std against depth
+and the Jacobian's singular values; ``initlab diagnose --report`` builds one.
 """
 
 from initlab.report._build import HTML_NAME, MARKDOWN_NAME, REPORT_DIRNAME, Figure, build_report, make_figures
 from initlab.report._collect import ArmInit, InitLayer, StudyData, collect
+from initlab.report._diagnosis import DIAGNOSIS_HTML_NAME, DIAGNOSIS_MARKDOWN_NAME, build_diagnosis_report
 
 __all__ = [
+    "DIAGNOSIS_HTML_NAME",
+    "DIAGNOSIS_MARKDOWN_NAME",
     "HTML_NAME",
     "MARKDOWN_NAME",
     "REPORT_DIRNAME",
@@ -16,6 +23,7 @@ __all__ = [
     "Figure",
     "InitLayer",
     "StudyData",
+    "build_diagnosis_report",
     "build_report",
     "collect",
     "make_figures",

@@ -20,7 +20,7 @@ import jinja2
 
 from initlab.report import _figures
 from initlab.report._collect import StudyData, collect
-from initlab.report._template import STUDY_TEMPLATE
+from initlab.report._template import PAGE_STYLE, STUDY_TEMPLATE
 from initlab.studies import ArmSummary, Stat
 
 logger = logging.getLogger(__name__)
@@ -67,22 +67,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _resolve_out(study_dir: Path, out: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+def _resolve_out(study_dir: Path, out: str | os.PathLike[str] | None, html_name: str = HTML_NAME) -> tuple[Path, Path]:
     """(folder for the figures and summary, HTML path). ``out`` is a folder, or a path ending in ``.html``."""
     if out is None:
         folder = study_dir / REPORT_DIRNAME
-        return folder, folder / HTML_NAME
+        return folder, folder / html_name
     path = Path(out)
     if path.suffix.lower() in (".html", ".htm"):
         return path.parent, path
-    return path, path / HTML_NAME
+    return path, path / html_name
 
 
-def _ci(stat: Stat, scale: float = 1.0, digits: int = 2) -> str:
+# Accuracies in percent can only lie in [0, 100]; a t-interval over two seeds (t = 12.7) often reaches past them.
+_ACCURACY_RANGE = (0.0, 100.0)
+
+
+def _ci(stat: Stat, scale: float = 1.0, digits: int = 2, clip: tuple[float, float] | None = None) -> str:
+    """The 95% interval as ``[lo, hi]``; clipped to ``clip`` when given, with a ``*`` when the clip changed it."""
     if stat.n < 2 or not math.isfinite(stat.ci95):
         return "-"
     lo, hi = (stat.mean - stat.ci95) * scale, (stat.mean + stat.ci95) * scale
-    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+    mark = ""
+    if clip is not None and (lo < clip[0] or hi > clip[1]):
+        lo, hi, mark = max(lo, clip[0]), min(hi, clip[1]), "*"
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]{mark}"
 
 
 def _reach(r: ArmSummary) -> str:
@@ -100,7 +108,7 @@ def _ranked_rows(summary: Iterable[ArmSummary]) -> list[dict[str, Any]]:
             rank=r.rank,
             arm=r.arm,
             acc=r.test_acc.text(100.0),
-            acc_ci=_ci(r.test_acc, 100.0),
+            acc_ci=_ci(r.test_acc, 100.0, clip=_ACCURACY_RANGE),
             loss=r.test_loss.text(digits=3),
             loss_ci=_ci(r.test_loss, digits=3),
             reach=_reach(r),
@@ -176,8 +184,11 @@ def _scalar(value: Any) -> str:
 
 
 def _diagnostics(data: StudyData) -> list[dict[str, Any]]:
+    """The stored payloads that are not diagnoses (drawn as figures), as tables of their values."""
     out = []
     for run_id, epoch, payload in data.diagnostics:
+        if _is_diagnosis(payload):
+            continue
         rows = _flatten(payload)
         out.append(
             dict(
@@ -185,6 +196,116 @@ def _diagnostics(data: StudyData) -> list[dict[str, Any]]:
             )
         )
     return out
+
+
+def _is_diagnosis(payload: Any) -> bool:
+    """Whether a stored payload is a ``Diagnosis.to_dict()`` (layers with a name and an output std)."""
+    layers = payload.get("layers") if isinstance(payload, dict) else None
+    return (
+        isinstance(layers, list)
+        and bool(layers)
+        and all(isinstance(layer, dict) and "name" in layer and "std" in layer for layer in layers)
+    )
+
+
+def _first_seed_diagnoses(data: StudyData) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Per arm (study order), the stored diagnoses ``(epoch, payload)`` of its first seed that has any."""
+    by_run: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for run_id, epoch, payload in data.diagnostics:
+        if _is_diagnosis(payload):
+            by_run.setdefault(run_id, []).append((epoch, payload))
+    out = {}
+    for arm in data.arms:
+        run = next((r for r in data.runs_of(arm) if r.run_id in by_run), None)
+        if run is not None:
+            out[arm] = sorted(by_run[run.run_id], key=lambda item: item[0])
+    return out
+
+
+def diagnostic_figures(data: StudyData) -> list[Figure]:
+    """Figures of the diagnoses a study stored: std against depth at initialization, activation histograms of a few
+    layers (at initialization and, when stored, at the last epoch) and, with later epochs, the change in training."""
+    runs = _first_seed_diagnoses(data)
+    at_init = [(arm, points[0][1]) for arm, points in runs.items() if points[0][0] == 0]
+    if not runs:
+        return []
+    styles = _figures.arm_styles(data.arms)
+    model = data.study.config.get("model", "")
+    figures = []
+    if at_init:
+        figures.append(
+            Figure(
+                "diagnostics_depth.png",
+                "Activation and gradient std by layer at initialization",
+                "The std of each layer's output (left) and of the back-propagated gradient ∂loss/∂output (right) over "
+                "the diagnosis batch, at initialization (epoch 0), layers in call order; one line per arm, its first "
+                "seed. A flat profile keeps the signal and the gradient at one scale through depth (Glorot & Bengio "
+                "2010; He et al. 2015). Log scale (symmetric log, linear near 0, when a std is exactly 0).",
+                "Per-layer activation std and gradient std at initialization, one line per arm",
+                _figures.depth_profile(
+                    at_init,
+                    styles,
+                    title=f"Signal and gradient by layer at initialization (first seed of each arm); {model}",
+                    legend_title="arm (init scheme)",
+                ),
+            )
+        )
+    payloads = [payload for points in runs.values() for _, payload in points]
+    names = [str(layer["name"]) for layer in max((p["layers"] for p in payloads), key=len)]
+    picked = [names[0], names[len(names) // 2], names[-1]] if len(names) > 3 else names
+    epochs = sorted({points[0][0] for points in runs.values()} | {points[-1][0] for points in runs.values()})
+    epoch_styles = _figures.arm_styles([f"epoch {e}" for e in epochs])
+    panels = []
+    for points in runs.values():
+        shown = {points[0][0]: points[0][1], points[-1][0]: points[-1][1]}
+        for name in picked:
+            curves = []
+            for epoch, payload in sorted(shown.items()):
+                layer = next((x for x in payload["layers"] if x.get("name") == name), None)
+                curves.append((f"epoch {epoch}", layer.get("hist") if layer else None))
+            panels.append((name, curves))
+    when = (
+        ", at initialization (epoch 0) and at the last epoch with a stored diagnosis."
+        if len(epochs) > 1
+        else ", at initialization."
+    )
+    figures.append(
+        Figure(
+            "diagnostics_histograms.png",
+            "Activation histograms per layer",
+            "The distribution of the outputs of the first, a middle and the last layer over the diagnosis batch "
+            f"(Glorot & Bengio 2010 style: density on a log axis), one row per arm (first seed){when} Each panel has "
+            "its own x range.",
+            "Histograms of activation values of the first, a middle and the last layer for each arm",
+            _figures.histogram_panels(
+                panels,
+                epoch_styles,
+                ncols=len(picked),
+                xlabel="activation value (layer output)",
+                title=f"Activation values per layer, first seed of each arm; {model}",
+                legend_title="diagnosed at",
+                row_labels=list(runs),
+            ),
+        )
+    )
+    if any(len(points) > 1 for points in runs.values()):
+        figures.append(
+            Figure(
+                "diagnostics_over_training.png",
+                "Activation and gradient std over training",
+                "The std of the outputs (top) and of the back-propagated gradients (bottom) of the first, a middle and "
+                "the last layer at each epoch with a stored diagnosis (epoch 0: at initialization), one line per arm "
+                "(first seed). Log scale (symmetric log when a std is exactly 0).",
+                "Per-layer activation std and gradient std against epoch for each arm",
+                _figures.diagnostics_over_training(
+                    runs,
+                    styles,
+                    picked,
+                    title="Signal and gradient std of a few layers during training (first seed of each arm)",
+                ),
+            )
+        )
+    return figures
 
 
 def make_figures(data: StudyData) -> list[Figure]:
@@ -233,8 +354,8 @@ def make_figures(data: StudyData) -> list[Figure]:
     return figures
 
 
-def render_html(data: StudyData, figures: list[Figure]) -> str:
-    """The self-contained HTML page of the study report."""
+def render_html(data: StudyData, figures: list[Figure], diag_figures: list[Figure] | None = None) -> str:
+    """The self-contained HTML page of the study report; ``diag_figures`` default to :func:`diagnostic_figures`."""
     import initlab
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -247,7 +368,16 @@ def render_html(data: StudyData, figures: list[Figure]) -> str:
         if r.status in ("diverged", "failed")
     ]
     target = data.target_accuracy
+    if diag_figures is None:
+        diag_figures = diagnostic_figures(data)
+    runs_with = {run_id for run_id, _, payload in data.diagnostics if _is_diagnosis(payload)}
     return template.render(
+        style=PAGE_STYLE,
+        diag_figures=[
+            dict(title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1])
+            for f in diag_figures
+        ],
+        diag_note=f"{len(runs_with)} runs with diagnoses stored; the figures show each arm's first seed",
         study=data.study,
         study_dir=str(data.study_dir),
         config=config,
@@ -298,7 +428,7 @@ def render_markdown(data: StudyData, figures: list[Figure]) -> str:
         f"- initlab {meta.get('initlab', '?')}, torch {meta.get('torch', '?')}, Python {meta.get('python', '?')}",
         f"- machine: {_md_cell(_machine(meta))}",
         "",
-        "## Ranked arms (mean ± std over seeds; 95% interval: Student's t)",
+        "## Ranked arms (mean ± std over seeds; 95% interval: Student's t, accuracy's clipped to [0, 100] %: *)",
         "",
         f"| # | arm | test acc (%) | 95% interval | test loss | 95% interval | epochs to {target} | diverged |",
         "|---:|:---|---:|---:|---:|---:|---:|---:|",
@@ -329,9 +459,10 @@ def build_report(study_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     figures = make_figures(data)
-    for f in figures:
+    diag_figures = diagnostic_figures(data)
+    for f in [*figures, *diag_figures]:
         _write_atomic(out_dir / f.filename, f.png)
-    _write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, figures).encode("utf-8"))
-    _write_atomic(html_path, render_html(data, figures).encode("utf-8"))
+    _write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*figures, *diag_figures]).encode("utf-8"))
+    _write_atomic(html_path, render_html(data, figures, diag_figures).encode("utf-8"))
     logger.info("report of %s written to %s", folder, html_path)
     return html_path

@@ -7,8 +7,9 @@ screen and in greyscale print. Bands span the minimum to the maximum over seeds;
 from __future__ import annotations
 
 import io
+import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,15 +67,22 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _legend(fig: Any, data: StudyData, styles: dict[str, ArmStyle], extra: Sequence[Any] = ()) -> None:
+def _legend(
+    fig: Any,
+    labels: Sequence[str],
+    styles: Mapping[str, ArmStyle],
+    extra: Sequence[Any] = (),
+    title: str = "arm (init scheme)",
+) -> None:
+    """One legend for the whole figure, outside the axes on the right: a line per label in its style."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], label=_wrap(arm), **styles[arm].line()) for arm in data.arms]
+    handles = [Line2D([], [], label=_wrap(label), **styles[label].line()) for label in labels]
     fig.legend(
         handles=[*handles, *extra],
         loc="upper left",
         bbox_to_anchor=(1.0, 0.95),
-        title="arm (init scheme)",
+        title=title,
         frameon=False,
         fontsize="small",
     )
@@ -140,7 +148,7 @@ def learning_curves(data: StudyData, styles: dict[str, ArmStyle]) -> bytes:
         fontsize="large",
     )
     fig.tight_layout()
-    _legend(fig, data, styles)
+    _legend(fig, data.arms, styles)
     return _png(fig)
 
 
@@ -242,5 +250,249 @@ def layer_norms(data: StudyData, styles: dict[str, ArmStyle]) -> bytes | None:
         fontsize="medium",
     )
     fig.tight_layout()
-    _legend(fig, data, styles)
+    _legend(fig, data.arms, styles)
+    return _png(fig)
+
+
+# -- diagnoses: figures drawn from ``Diagnosis.to_dict()`` payloads ----------------------------------------------
+# A diagnosis report and a study report draw the same stored form, so a payload read back from a Store and a
+# Diagnosis built a moment ago give the same figures. A *series* is one labelled payload (a scheme, or an arm's run).
+Payload = Mapping[str, Any]
+Series = Sequence[tuple[str, Payload]]
+# Bins of the Jacobian spectrum's histogram, log-spaced over all the series' positive singular values.
+_SPECTRUM_BINS = 40
+# Markers on a histogram's density curve: about this many per curve, so twelve curves stay apart in greyscale.
+_CURVE_MARKERS = 6
+
+
+def _layers(payload: Payload) -> list[Mapping[str, Any]]:
+    layers = payload.get("layers")
+    return [layer for layer in layers if isinstance(layer, Mapping)] if isinstance(layers, list) else []
+
+
+def _value(layer: Mapping[str, Any], key: str) -> float:
+    v = layer.get(key)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
+
+
+def has_gradients(series: Series) -> bool:
+    """Whether any layer of any payload has a back-propagated gradient (the diagnosis had targets)."""
+    return any(layer.get("grad_output_std") is not None for _, p in series for layer in _layers(p))
+
+
+def _scale_y(ax: Any, values: Sequence[float]) -> None:
+    """Log scale for positive values; symmetric log when a value is exactly 0 (zeros init), so 0 is still drawn."""
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    positive = finite[finite > 0]
+    if positive.size == 0:
+        return
+    if (finite == 0).any():
+        ax.set_yscale("symlog", linthresh=float(positive.min()) / 2)
+    else:
+        ax.set_yscale("log")
+
+
+def depth_profile(series: Series, styles: Mapping[str, ArmStyle], *, title: str, legend_title: str) -> bytes:
+    """Per-layer activation std and back-propagated gradient std against depth, one line per series."""
+    panels = [("std", "activations: std of each layer's output", "std of the layer's output (log scale)")]
+    if has_gradients(series):
+        panels.append(
+            (
+                "grad_output_std",
+                "back-propagated gradients: std of ∂loss/∂output",
+                "std of ∂loss/∂output (log scale)",
+            )
+        )
+    longest = max((_layers(p) for _, p in series), key=len, default=[])
+    width = max(5.0, min(0.45 * len(longest) + 3.0, 9.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.6), squeeze=False)
+    for ax, (key, panel_title, ylabel) in zip(axes[0], panels, strict=True):
+        seen: list[float] = []
+        for label, payload in series:
+            values = [_value(layer, key) for layer in _layers(payload)]
+            seen += values
+            ax.plot(np.arange(1, len(values) + 1), values, **styles[label].line())
+        _scale_y(ax, seen)
+        if not any(math.isfinite(v) for v in seen):
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_xticks(np.arange(1, len(longest) + 1))
+        ax.set_xticklabels([_wrap(str(layer.get("name", i)), 14) for i, layer in enumerate(longest)], fontsize="small")
+        if len(longest) > 6:
+            ax.tick_params(axis="x", labelrotation=45)
+        ax.set_xlabel("layer (input → output)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title, fontsize="medium")
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(title, fontsize="large")
+    fig.tight_layout()
+    _legend(fig, [label for label, _ in series], styles, title=legend_title)
+    return _png(fig)
+
+
+def _density(hist: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(bin centres, density) of a stored histogram; ``None`` when it is absent or empty."""
+    if not isinstance(hist, Mapping):
+        return None
+    edges = np.asarray(hist.get("edges", []), dtype=float)
+    counts = np.asarray(hist.get("counts", []), dtype=float)
+    if counts.size == 0 or edges.size != counts.size + 1 or counts.sum() <= 0:
+        return None
+    return (edges[:-1] + edges[1:]) / 2, counts / (counts.sum() * np.diff(edges))
+
+
+Curve = tuple[str, Mapping[str, Any] | None]  # (label for the legend, stored histogram)
+
+
+def histogram_panels(
+    panels: Sequence[tuple[str, Sequence[Curve]]],
+    styles: Mapping[str, ArmStyle],
+    *,
+    ncols: int,
+    xlabel: str,
+    title: str,
+    legend_title: str,
+    row_labels: Sequence[str] = (),
+) -> bytes:
+    """Small multiples of overlaid density curves (Glorot & Bengio 2010, Fig. 3, 6, 7): one panel per title.
+
+    Each curve joins the bin centres of one stored histogram, its density (count / (total × bin width)) on a log
+    axis, so a spike at 0 (ReLU) and the tails both show; an empty bin leaves a gap. ``row_labels`` name the rows.
+    """
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    height = 2.5 * nrows + 1.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols + 0.8, height), squeeze=False)
+    labels: list[str] = []
+    for i, (panel_title, curves) in enumerate(panels):
+        ax = axes[i // ncols][i % ncols]
+        drawn = False
+        for label, hist in curves:
+            density = _density(hist)
+            if density is None:
+                continue
+            x, y = density
+            y = np.where(y > 0, y, np.nan)
+            # A constant (zeros init) fills one bin: a lone point has no line, so every point gets its marker.
+            few = int(np.isfinite(y).sum()) <= _CURVE_MARKERS
+            every = 1 if few else max(1, len(x) // _CURVE_MARKERS)
+            ax.plot(x, y, **{**styles[label].line(), "markevery": every, "linewidth": 1.2})
+            drawn = True
+            if label not in labels:
+                labels.append(label)
+        if drawn:
+            ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_title(_wrap(panel_title, 40), fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        ax.grid(True, which="major", alpha=0.3)
+        if i % ncols == 0:
+            row = row_labels[i // ncols] if i // ncols < len(row_labels) else ""
+            ax.set_ylabel((f"{_wrap(row, 22)}\n" if row else "") + "density (log scale)", fontsize="small")
+        if i // ncols == nrows - 1 or i + ncols >= len(panels):
+            ax.set_xlabel(xlabel, fontsize="small")
+    for j in range(len(panels), nrows * ncols):
+        axes[j // ncols][j % ncols].set_axis_off()
+    fig.suptitle(title, fontsize="medium")
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.6 / height, top=1 - 1.0 / height, hspace=0.55, wspace=0.3)
+    _legend(fig, [label for label in styles if label in labels], styles, title=legend_title)
+    return _png(fig)
+
+
+def jacobian_spectrum(series: Series, styles: Mapping[str, ArmStyle], *, title: str, legend_title: str) -> bytes | None:
+    """Histogram of the input-output Jacobian's singular values on a log x axis, one curve per series.
+
+    The isometry band (:data:`initlab.diagnostics.ISOMETRY_BAND`) is shaded; singular values of exactly 0 cannot sit
+    on a log axis and are counted in the legend instead. ``None`` when no series kept its singular values.
+    """
+    from matplotlib.patches import Patch
+
+    from initlab.diagnostics import ISOMETRY_BAND
+
+    spectra: list[tuple[str, np.ndarray]] = []
+    for label, payload in series:
+        jac = payload.get("jacobian")
+        sv = jac.get("singular_values") if isinstance(jac, Mapping) else None
+        if sv:
+            spectra.append((label, np.asarray(sv, dtype=float)))
+    if not spectra:
+        return None
+    positive = np.concatenate([sv[sv > 0] for _, sv in spectra])
+    fig, ax = plt.subplots(figsize=(8.0, 4.6))
+    low, high = ISOMETRY_BAND
+    ax.axvspan(low, high, color="grey", alpha=0.15, linewidth=0)
+    legend_styles = dict(styles)
+    order = []
+    if positive.size:
+        lo, hi = float(positive.min()), float(positive.max())
+        if hi / lo < 1.01:  # one value: give the bins a width
+            lo, hi = lo / 1.5, hi * 1.5
+        edges = np.geomspace(lo, hi, _SPECTRUM_BINS + 1)
+        centres = np.sqrt(edges[:-1] * edges[1:])
+        for label, sv in spectra:
+            counts, _ = np.histogram(sv[sv > 0], bins=edges)
+            fraction = np.where(counts > 0, counts / sv.size * 100.0, np.nan)
+            ax.plot(centres, fraction, **{**styles[label].line(), "markevery": max(1, _SPECTRUM_BINS // 8)})
+        ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "every singular value is 0", ha="center", va="center", transform=ax.transAxes)
+    for label, sv in spectra:
+        zeros = int((sv == 0).sum())
+        shown = f"{label} ({zeros} of {sv.size} are 0)" if zeros else label
+        legend_styles[shown] = styles[label]
+        order.append(shown)
+    ax.set_xlabel("singular value σ of ∂output/∂input (log scale)")
+    ax.set_ylabel("share of singular values (% per bin)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    _legend(
+        fig,
+        order,
+        legend_styles,
+        extra=[Patch(color="grey", alpha=0.15, label=f"isometry band [{low:g}, {high:g}]")],
+        title=legend_title,
+    )
+    return _png(fig)
+
+
+def diagnostics_over_training(
+    series: Mapping[str, Sequence[tuple[int, Payload]]],
+    styles: Mapping[str, ArmStyle],
+    layers: Sequence[str],
+    *,
+    title: str,
+) -> bytes:
+    """Activation std (top) and gradient std (bottom) of a few layers against epoch, one line per series."""
+    rows = [("std", "activation std")]
+    if has_gradients([(arm, p) for arm, points in series.items() for _, p in points]):
+        rows.append(("grad_output_std", "gradient std (∂loss/∂output)"))
+    fig, axes = plt.subplots(
+        len(rows), len(layers), figsize=(3.4 * len(layers) + 1.0, 3.1 * len(rows) + 0.8), squeeze=False, sharex=True
+    )
+    for c, name in enumerate(layers):
+        for r, (key, ylabel) in enumerate(rows):
+            ax = axes[r][c]
+            seen: list[float] = []
+            for arm, points in series.items():
+                xs, ys = [], []
+                for epoch, payload in points:
+                    layer = next((x for x in _layers(payload) if x.get("name") == name), None)
+                    if layer is not None:
+                        xs.append(epoch)
+                        ys.append(_value(layer, key))
+                seen += ys
+                ax.plot(xs, ys, **styles[arm].line())
+            _scale_y(ax, seen)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize="x-small")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            if r == 0:
+                ax.set_title(name, fontsize="small")
+            if r == len(rows) - 1:
+                ax.set_xlabel("epoch (0 = at initialization)")
+            if c == 0:
+                ax.set_ylabel(f"{ylabel} (log scale)")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    _legend(fig, list(series), styles)
     return _png(fig)

@@ -4,16 +4,9 @@ The Content-Security-Policy forbids every network fetch, so the page cannot load
 through; Jinja2 escapes every value (autoescape on), so a study or arm name is always shown as text.
 """
 
-STUDY_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>initlab study report: {{ study.name }}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.45; }
+# One style sheet for every report page (inserted with ``|safe``: it is ours, never user text).
+PAGE_STYLE = """body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
@@ -25,7 +18,31 @@ figcaption { color: #444; font-size: 0.9em; margin-top: 0.3em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
-</style>
+.error { color: #a00; font-weight: 600; } .warning { color: #8a5a00; font-weight: 600; }
+ul.findings li { margin-bottom: 0.6em; }
+"""
+
+# A figure with its heading: the PNG inline as base64, its size given so the page does not reflow as it loads.
+_FIGURE_MACRO = """{% macro figure(fig, level=2) -%}
+<h{{ level }}>{{ fig.title }}</h{{ level }}>
+<figure>
+<img src="data:image/png;base64,{{ fig.base64 }}" alt="{{ fig.alt }}" width="{{ fig.width }}" height="{{ fig.height }}">
+<figcaption>{{ fig.caption }}</figcaption>
+</figure>
+{%- endmacro %}
+"""
+
+STUDY_TEMPLATE = (
+    _FIGURE_MACRO
+    + """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>initlab study report: {{ study.name }}</title>
+<style>
+{{ style|safe }}</style>
 </head>
 <body>
 <h1>Study report: {{ study.name }}</h1>
@@ -50,7 +67,9 @@ dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 
 <h2>Ranked arms</h2>
 <p>Ranked by mean final test accuracy over seeds. Values are mean ± sample standard deviation over the finished runs;
-the 95% interval is Student's t over seeds (n − 1 degrees of freedom), shown when there are at least two runs.
+the 95% interval is Student's t over seeds (n − 1 degrees of freedom), shown when there are at least two runs;
+for accuracies it is clipped to [0, 100] %, the range an accuracy can take (with few seeds the t interval can
+reach past it), and an interval marked * was clipped.
 Epochs to target: mean epoch at which validation accuracy first reached {{ target }}, over the runs that did.
 Diverged runs have no test metrics and do not enter the means.</p>
 <table id="ranked">
@@ -72,17 +91,20 @@ Diverged runs have no test metrics and do not enter the means.</p>
 {% endif %}
 
 {% for fig in figures %}
-<h2>{{ fig.title }}</h2>
-<figure>
-<img src="data:image/png;base64,{{ fig.base64 }}" alt="{{ fig.alt }}" width="{{ fig.width }}" height="{{ fig.height }}">
-<figcaption>{{ fig.caption }}</figcaption>
-</figure>
+{{ figure(fig) }}
 {% endfor %}
 {% if init_errors %}
 <p class="muted">Initial weights could not be rebuilt for:
 {% for e in init_errors %}<code>{{ e.arm }}</code> ({{ e.error }}){% if not loop.last %}; {% endif %}{% endfor %}</p>
 {% endif %}
 
+{% if diag_figures %}
+<h2>Diagnostics: signal and gradients per layer</h2>
+<p>Stored by the runner with <code>initlab.diagnose</code> on a batch of training data ({{ diag_note }}).</p>
+{% for fig in diag_figures %}
+{{ figure(fig, 3) }}
+{% endfor %}
+{% endif %}
 {% if diagnostics %}
 <h2>Diagnostics recorded during the study</h2>
 <p>Per-run statistics stored by the diagnostics (epoch 0 is at initialization), as recorded.</p>
@@ -97,3 +119,85 @@ first {{ d.rows|length }} shown{% endif %})</summary>
 </body>
 </html>
 """
+)
+
+DIAGNOSIS_TEMPLATE = (
+    _FIGURE_MACRO
+    + """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>initlab diagnosis: {{ title }}</title>
+<style>
+{{ style|safe }}</style>
+</head>
+<body>
+<h1>Diagnosis: {{ title }}</h1>
+<p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }}. One forward pass in eval mode
+{%- if any_grads %} and one backward pass{% endif %} on a batch of {{ batch }} samples; thresholds are those of
+<code>initlab.diagnostics.THRESHOLDS</code>.</p>
+
+<h2>Overview</h2>
+<table id="overview">
+<thead><tr><th class="l">scheme</th><th>layers</th><th>signal factor / layer</th><th>last / input std</th>
+<th>loss</th><th>∂out first / last</th><th>Jacobian mean σ²</th><th>σ in [{{ band }}]</th><th class="l">findings</th>
+<th>seconds</th></tr></thead>
+<tbody>
+{% for d in diagnoses %}
+<tr><td class="l">{{ d.label }}</td><td>{{ d.layers|length }}</td><td>{{ d.signal_factor }}</td>
+<td>{{ d.signal_ratio }}</td><td>{{ d.loss }}</td><td>{{ d.grad_ratio }}</td><td>{{ d.jac_mean_sq }}</td>
+<td>{{ d.jac_within }}</td>
+<td class="l">{% for f in d.findings %}<span class="{{ f.severity }}">{{ f.kind }}</span>{% if not loop.last %},
+{% endif %}{% else %}none{% endfor %}</td><td>{{ d.seconds }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+
+<h2>Findings</h2>
+{% for d in diagnoses %}
+{% if diagnoses|length > 1 %}<h3>{{ d.label }}</h3>{% endif %}
+{% if d.findings %}
+<ul class="findings">
+{% for f in d.findings %}
+<li><span class="{{ f.severity }}">{{ f.severity|upper }}</span> <strong>{{ f.kind }}</strong>
+in {{ f.layers|join(", ") }}: {{ f.message }}<br>
+<em>Suggestion:</em> {{ f.suggestion }}{% if f.scheme %} (scheme <code>{{ f.scheme }}</code>){% endif %}
+{% if f.figures %}<br><span class="muted">figures: {{ f.figures }}</span>{% endif %}</li>
+{% endfor %}
+</ul>
+{% else %}
+<p>No findings: nothing looks wrong with this initialization on this batch.</p>
+{% endif %}
+{% for note in d.notes %}<p class="muted">{{ note }}</p>{% endfor %}
+{% endfor %}
+
+{% for fig in figures %}
+{{ figure(fig) }}
+{% endfor %}
+
+<h2>Per-layer statistics</h2>
+<p>Layers in call order: a weight layer with the activation after it. std and mean are the layer's output; pre std
+the activation's input; sat % the share of tanh/sigmoid outputs near their limits; dead % the share of ReLU units
+never active on the batch; dup the units that duplicate another; ∂out std and ∂W std the gradients' stds.</p>
+{% for d in diagnoses %}
+<table class="layers">
+<caption class="l">{{ d.label }}</caption>
+<thead><tr><th>#</th><th class="l">layer</th><th class="l">type</th><th class="l">activation</th><th>units</th>
+<th>pre std</th><th>mean</th><th>std</th><th>sat %</th><th>dead %</th><th>dup</th><th>∂out std</th><th>∂W std</th></tr>
+</thead>
+<tbody>
+{% for r in d.layers %}
+<tr><td>{{ r.index }}</td><td class="l">{{ r.name }}</td><td class="l">{{ r.module_type }}</td>
+<td class="l">{{ r.activation }}</td><td>{{ r.units }}</td><td>{{ r.pre_std }}</td><td>{{ r.mean }}</td>
+<td>{{ r.std }}</td><td>{{ r.saturated }}</td><td>{{ r.dead }}</td><td>{{ r.duplicates }}</td>
+<td>{{ r.grad_output_std }}</td><td>{{ r.grad_weight_std }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endfor %}
+</body>
+</html>
+"""
+)

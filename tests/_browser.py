@@ -1,0 +1,168 @@
+"""Headless Chromium for tests: open a page, and see its console errors, network requests and images as rendered.
+
+Shared by the report tests (the study report and the diagnosis report).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class Chromium:
+    """Headless Chromium driven through the DevTools protocol over ``--remote-debugging-pipe`` (fds 3 and 4).
+
+    No WebDriver and no websocket: commands are JSON messages ended by a NUL byte. Console errors, uncaught
+    exceptions, log errors and every network request of the page are recorded as they arrive.
+    """
+
+    FLAGS = (
+        "--headless",
+        "--no-sandbox",  # we run as root in a container
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--remote-debugging-pipe",
+        "--hide-scrollbars",
+    )
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        import fcntl
+
+        cmd_r, self._cmd_w = os.pipe()
+        self._res_r, res_w = os.pipe()
+        # Chromium reads commands on fd 3 and writes replies on fd 4; move our ends above 10 so dup2 cannot clash.
+        hi_cmd, hi_res = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10), fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
+
+        def child_fds() -> None:
+            os.dup2(hi_cmd, 3)
+            os.dup2(hi_res, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds,
+            close_fds=False,  # our other fds are non-inheritable (PEP 446); fds 3 and 4 must survive
+        )
+        for fd in (cmd_r, res_w, hi_cmd, hi_res):
+            os.close(fd)
+        self._next_id = 0
+        self._replies: dict[int, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        buf = b""
+        with os.fdopen(self._res_r, "rb", buffering=0) as f:
+            while chunk := f.read(1 << 16):
+                buf += chunk
+                *messages, buf = buf.split(b"\0")
+                with self._cond:
+                    for raw in messages:
+                        msg = json.loads(raw)
+                        if "id" in msg:
+                            self._replies[msg["id"]] = msg
+                        else:
+                            self.events.append(msg)
+                    self._cond.notify_all()
+
+    def send(self, method: str, session: str | None = None, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._next_id in self._replies, timeout=timeout):
+                raise TimeoutError(f"no reply from Chromium to {method} within {timeout} s")
+            reply = self._replies.pop(self._next_id)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def wait_event(self, method: str, timeout: float = 30.0) -> dict[str, Any]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: any(e["method"] == method for e in self.events), timeout=timeout):
+                raise TimeoutError(f"Chromium sent no {method} within {timeout} s")
+            return next(e for e in self.events if e["method"] == method)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            self.send("Browser.close", timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._cmd_w)
+
+
+def open_in_chromium(url: str, screenshot: Path) -> dict[str, Any]:
+    """Load ``url`` in headless Chromium; return its console errors, network requests and images as rendered."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    with tempfile.TemporaryDirectory(prefix="initlab-chromium-") as profile:
+        browser = Chromium(binary, Path(profile))
+        try:
+            target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                browser.send(f"{domain}.enable", session)
+            browser.send(
+                "Emulation.setDeviceMetricsOverride", session, width=1280, height=900, deviceScaleFactor=1, mobile=False
+            )
+            browser.events.clear()  # only what the page does counts
+            browser.send("Page.navigate", session, url=url)
+            browser.wait_event("Page.loadEventFired")
+            time.sleep(0.3)  # let late console messages and requests arrive
+            images = browser.send(
+                "Runtime.evaluate",
+                session,
+                returnByValue=True,
+                expression="""Array.from(document.images).map(i => {
+                    i.scrollIntoView(); const r = i.getBoundingClientRect();
+                    return {alt: i.alt, complete: i.complete, natural: [i.naturalWidth, i.naturalHeight],
+                            shown: [r.width, r.height]}; })""",
+            )["result"]["value"]
+            shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True)
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+            events = list(browser.events)
+        finally:
+            browser.close()
+    errors = [e["params"] for e in events if e["method"] == "Runtime.exceptionThrown"]
+    errors += [
+        e["params"]
+        for e in events
+        if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")
+    ]
+    errors += [
+        e["params"]["entry"]
+        for e in events
+        if e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+    ]
+    requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+    return {"errors": errors, "requests": requests, "images": images}
+
+
+def off_machine(requests: list[str]) -> list[str]:
+    """Requests that leave the machine (anything but the page's own file and inline data)."""
+    return [u for u in requests if not u.startswith(("file:", "data:"))]
