@@ -63,3 +63,50 @@ def test_saxe2014_quick_claims_hold(tmp_path: Path) -> None:
     steps = result.details["steps"]
     assert steps["scaled Gaussian"]["12"][0] > 4 * steps["scaled Gaussian"]["1"][0]
     assert steps["orthogonal"]["12"][0] <= steps["orthogonal"]["1"][0]
+
+
+def test_glorot2010_quick_claims_hold(tmp_path: Path) -> None:
+    result = reproduce("glorot2010", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    ratios = result.details["mean_ratios"]
+    # Linear theory for standard init: (1/3)^2 = 0.11 over four layers, in both directions.
+    assert ratios["standard"]["activation"] == pytest.approx(0.11, abs=0.04)
+    assert ratios["standard"]["backprop"] == pytest.approx(0.11, abs=0.04)
+    # The two initializations differ by a large factor: the claims separate them.
+    assert ratios["normalized"]["activation"] > 5 * ratios["standard"]["activation"]
+    assert all(p.stat().st_size > 10_000 for p in result.figures)
+
+
+def test_isometry_quick_claims_hold(tmp_path: Path) -> None:
+    result = reproduce("isometry", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    stats = result.details["stats"]
+    assert stats["tanh + orthogonal"]["within"] > 0.95
+    assert stats["tanh + Gaussian"]["within"] < 0.2
+    assert stats["ReLU + He"]["within"] < 0.2
+    assert (tmp_path / "isometry.png").stat().st_size > 10_000
+
+
+def test_isometry_jacobian_matches_autograd() -> None:
+    # The reproduction's forward-mode Jacobian equals autograd's, for tanh and ReLU networks.
+    import torch
+
+    import initlab
+    from initlab.reproduce import isometry
+
+    x = torch.randn(3, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for act in ("tanh", "relu"):
+        model = initlab.models.build(f"mlp:16,16;act={act}", input_shape=(16,), num_classes=16).double()
+        initlab.initialize(model, initlab.RandomNormal(stddev=0.5), seed=0)
+        model[1].bias.data.normal_(generator=torch.Generator().manual_seed(1))  # non-zero biases matter for tanh'
+        expected = torch.stack([torch.autograd.functional.jacobian(model, x[i : i + 1])[0, :, 0] for i in range(3)])
+        torch.testing.assert_close(isometry.jacobians(model, x), expected)
+
+
+def test_he2015_depth_quick_claims_hold(tmp_path: Path) -> None:
+    result = reproduce("he2015-depth", tmp_path, quick=True)
+    assert result.passed, [c for c in result.claims if not c.passed]
+    acc = result.details["test_accuracy_percent"]
+    assert abs(acc["xavier"] - 10) <= 5
+    assert min(acc["he"], acc["lsuv"]) >= acc["xavier"] + 8
+    assert (tmp_path / "he2015_depth.png").stat().st_size > 10_000

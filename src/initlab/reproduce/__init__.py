@@ -1,6 +1,9 @@
 """Published experiments about initialization, reproduced and checked: ``initlab reproduce NAME``."""
 
 from initlab.reproduce import dlai_circles as _dlai_circles  # noqa: F401  (registers)
+from initlab.reproduce import glorot2010 as _glorot2010  # noqa: F401
+from initlab.reproduce import he2015_depth as _he2015_depth  # noqa: F401
+from initlab.reproduce import isometry as _isometry  # noqa: F401
 from initlab.reproduce import keras_mnist as _keras_mnist  # noqa: F401
 from initlab.reproduce import saxe2014 as _saxe2014  # noqa: F401
 from initlab.reproduce._base import REGISTRY, Claim, Reproduction, Result, reproduce
