@@ -166,3 +166,19 @@ def open_in_chromium(url: str, screenshot: Path) -> dict[str, Any]:
 def off_machine(requests: list[str]) -> list[str]:
     """Requests that leave the machine (anything but the page's own file and inline data)."""
     return [u for u in requests if not u.startswith(("file:", "data:"))]
+
+
+def assert_renders_cleanly(url: str, screenshot: Path, images: int) -> dict[str, Any]:
+    """Open ``url`` in headless Chromium and assert what every report page must satisfy: no console or page errors, no
+    request off this machine, ``images`` images all loaded and shown with a non-zero size, and a real screenshot."""
+    seen = open_in_chromium(url, screenshot)
+    assert seen["errors"] == []
+    assert off_machine(seen["requests"]) == []
+    assert len(seen["images"]) == images
+    for img in seen["images"]:
+        assert img["complete"], img
+        assert min(img["natural"]) > 0, img
+        assert min(img["shown"]) > 0, img
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    assert screenshot.stat().st_size > 10_000
+    return seen

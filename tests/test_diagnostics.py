@@ -404,23 +404,14 @@ def test_diagnosis_report_writes_a_self_contained_page(tmp_path: Path) -> None:
 
 
 def test_diagnosis_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    from _browser import off_machine, open_in_chromium
+    from _browser import assert_renders_cleanly
     from initlab.report import build_diagnosis_report
 
     d = diagnose(mlp(2, 32, "relu", "he_normal"), batch(), targets=labels(), label=f"he {EVIL}")
     for result, name in ((d, "one.html"), (evil_comparison(), "two.html")):
         path = build_diagnosis_report(result, tmp_path / name)
         shot = tmp_path / f"{name}.png"
-        seen = open_in_chromium(path.resolve().as_uri(), shot)
-        assert seen["errors"] == []
-        assert off_machine(seen["requests"]) == []
-        assert len(seen["images"]) == 4
-        for img in seen["images"]:
-            assert img["complete"], img
-            assert min(img["natural"]) > 0, img
-            assert min(img["shown"]) > 0, img
-        assert shot.read_bytes().startswith(PNG_MAGIC)
-        assert shot.stat().st_size > 10_000
+        assert_renders_cleanly(path.resolve().as_uri(), shot, images=4)
 
 
 def test_diagnosis_report_of_keras_mnist(mnist_env: Path, tmp_path: Path) -> None:

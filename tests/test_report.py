@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _browser import off_machine, open_in_chromium
+from _browser import assert_renders_cleanly, off_machine, open_in_chromium
 from initlab.cli import app
 from initlab.report import build_report, collect
 from initlab.report._figures import arm_styles
@@ -237,11 +237,7 @@ def test_stored_diagnoses_are_drawn_per_arm(diagnosed_study: Path, tmp_path: Pat
     assert "Activation and gradient std by layer at initialization" in page
     assert "Diagnostics recorded during the study" not in page, "diagnoses are figures, not the generic table"
     assert EVIL not in page
-    seen = open_in_chromium(path.resolve().as_uri(), tmp_path / "diagnosed.png")
-    assert seen["errors"] == []
-    assert off_machine(seen["requests"]) == []
-    assert len(seen["images"]) == len(names)
-    assert all(min(img["natural"]) > 0 and min(img["shown"]) > 0 for img in seen["images"])
+    assert_renders_cleanly(path.resolve().as_uri(), tmp_path / "diagnosed.png", images=len(names))
 
 
 # -- the command line ---------------------------------------------------------------------------------------------
@@ -259,16 +255,7 @@ def test_report_command_prints_the_path(study_dir: Path, tmp_path: Path) -> None
 # -- in a real browser --------------------------------------------------------------------------------------------
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    seen = open_in_chromium(report.resolve().as_uri(), shot)
-    assert seen["errors"] == []
-    assert off_machine(seen["requests"]) == []
-    assert len(seen["images"]) == len(list(report.parent.glob("*.png")))
-    for img in seen["images"]:
-        assert img["complete"], img
-        assert min(img["natural"]) > 0, img
-        assert min(img["shown"]) > 0, img
-    assert shot.read_bytes().startswith(PNG_MAGIC)
-    assert shot.stat().st_size > 10_000
+    assert_renders_cleanly(report.resolve().as_uri(), shot, images=len(list(report.parent.glob("*.png"))))
 
 
 def test_the_browser_check_catches_errors_requests_and_broken_images(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from initlab.diagnostics._stats import SIGMOID_SATURATION, TANH_SATURATION, LayerStats, _plain
 
@@ -24,15 +24,7 @@ FindingKind = Literal[
     "vanishing_gradients",
     "exploding_gradients",
 ]
-FINDING_KINDS: tuple[FindingKind, ...] = (
-    "symmetry",
-    "vanishing_signal",
-    "exploding_signal",
-    "saturation",
-    "dead_units",
-    "vanishing_gradients",
-    "exploding_gradients",
-)
+FINDING_KINDS: tuple[FindingKind, ...] = get_args(FindingKind)
 Severity = Literal["warning", "error"]
 
 #: Symmetry: a layer with any duplicate unit is reported (random schemes never make one: a duplicate means a zero

@@ -22,6 +22,21 @@ dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 ul.findings li { margin-bottom: 0.6em; }
 """
 
+# The head of every page. The Content-Security-Policy forbids every network fetch; the style sheet is ours (|safe).
+_HEAD_MACRO = """{% macro head(title, style) -%}
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+{{ style|safe }}</style>
+</head>
+{%- endmacro %}
+"""
+
 # A figure with its heading: the PNG inline as base64, its size given so the page does not reflow as it loads.
 _FIGURE_MACRO = """{% macro figure(fig, level=2) -%}
 <h{{ level }}>{{ fig.title }}</h{{ level }}>
@@ -33,17 +48,9 @@ _FIGURE_MACRO = """{% macro figure(fig, level=2) -%}
 """
 
 STUDY_TEMPLATE = (
-    _FIGURE_MACRO
-    + """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>initlab study report: {{ study.name }}</title>
-<style>
-{{ style|safe }}</style>
-</head>
+    _HEAD_MACRO
+    + _FIGURE_MACRO
+    + """{{ head("initlab study report: " ~ study.name, style) }}
 <body>
 <h1>Study report: {{ study.name }}</h1>
 <p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }} from <code>{{ study_dir }}</code>.</p>
@@ -122,17 +129,9 @@ first {{ d.rows|length }} shown{% endif %})</summary>
 )
 
 DIAGNOSIS_TEMPLATE = (
-    _FIGURE_MACRO
-    + """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>initlab diagnosis: {{ title }}</title>
-<style>
-{{ style|safe }}</style>
-</head>
+    _HEAD_MACRO
+    + _FIGURE_MACRO
+    + """{{ head("initlab diagnosis: " ~ title, style) }}
 <body>
 <h1>Diagnosis: {{ title }}</h1>
 <p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }}. One forward pass in eval mode
