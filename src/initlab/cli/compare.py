@@ -15,6 +15,7 @@ from initlab.cli._app import app, console, fail
 from initlab.store import Store
 from initlab.studies import Study, run_study, summarize
 from initlab.studies._components import validate
+from initlab.studies.runner import EXECUTORS
 from initlab.studies.runner import Progress as StudyProgress
 from initlab.studies.spec import ARTICLE_INITS
 
@@ -70,6 +71,10 @@ def compare_command(
     out: Path | None = typer.Option(None, help="Study folder (default: initlab-studies/NAME-HASH)."),
     workers: int | None = typer.Option(None, min=1, help="Worker processes (default: one per core)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    executor: str = typer.Option("local", help="local (worker processes here) or ray (tasks on a Ray cluster)."),
+    address: str | None = typer.Option(
+        None, help="Ray cluster to use with --executor ray: ray://HOST:10001 or auto (default: start a local one)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="A study TOML file; flags override it."),
     resume: Path | None = typer.Option(None, help="Continue the study in this folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not build the HTML report at the end."),
@@ -77,6 +82,12 @@ def compare_command(
     """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
     try:
         dev = _resolve_device(device)
+        if executor not in EXECUTORS:
+            raise ValueError(f"--executor {executor!r} is not allowed; choose {' or '.join(EXECUTORS)}.")
+        if address is not None and executor != "ray":
+            raise ValueError("--address only goes with --executor ray.")
+        if executor == "ray":
+            from initlab.studies import ray_executor  # noqa: F401  (stops here, naming the extra, without Ray)
         if resume is not None:
             given = [
                 k
@@ -121,6 +132,8 @@ def compare_command(
         validate(study)  # stop on a typo before anything is printed or trained
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    except ImportError as exc:  # escaped: Rich would read the extra's "[ray]" as markup
+        raise fail(escape(str(exc))) from None
 
     console.print(
         f"[bold]{escape(study.name)}[/]: {len(study.arms)} arms x {len(study.seeds)} seeds on {escape(study.dataset)}"
@@ -148,7 +161,15 @@ def compare_command(
             bar.update(task, total=p.total_epochs, completed=p.done_epochs, description=desc)
 
         try:
-            run_study(study, folder, workers=workers, device=dev, on_progress=on_progress)
+            run_study(
+                study,
+                folder,
+                workers=workers,
+                device=dev,
+                on_progress=on_progress,
+                executor=executor,  # type: ignore[arg-type]
+                address=address,
+            )
         except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from None
     show_summary(folder)

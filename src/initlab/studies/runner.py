@@ -32,10 +32,11 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from initlab._checks import check_choice
 from initlab._seeding import derive_seed
 from initlab.store import EpochRecord, LayerStat, RunSpec, Store, environment_meta, study_lock
 from initlab.studies import _components as components
@@ -45,6 +46,10 @@ from initlab.training import Batch, Population
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+
+Executor = Literal["local", "ray"]
+#: Where a study's shards run: worker processes on this machine, or tasks on a Ray cluster (``ray_executor.py``).
+EXECUTORS: tuple[Executor, ...] = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -320,8 +325,22 @@ def run_study(
     workers: int | None = None,
     device: str = "cpu",
     on_progress: Callable[[Progress], None] | None = None,
+    executor: Executor = "local",
+    address: str | None = None,
 ) -> Path:
-    """Run (or resume) ``study`` in ``out_dir``; return the folder. Finished runs are never repeated."""
+    """Run (or resume) ``study`` in ``out_dir``; return the folder. Finished runs are never repeated.
+
+    ``executor="local"`` trains the shards in worker processes on this machine; ``executor="ray"`` runs each shard
+    as a task on the Ray cluster at ``address`` (``"auto"``, ``"ray://host:10001"``; None connects to the cluster
+    this process already joined, or starts a local one) while this process stays the Store's only writer. Either
+    executor resumes a study that the other started.
+    """
+    executor = check_choice("executor", executor, EXECUTORS)
+    if address is not None and executor != "ray":
+        raise ValueError(f"address={address!r} only goes with executor='ray'.")
+    if executor == "ray":
+        # Imported here so that initlab works without Ray; fails at once, naming the extra, when Ray is missing.
+        from initlab.studies import ray_executor
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     components.validate(study)
@@ -344,12 +363,26 @@ def run_study(
         if not pending:
             return out
         store.mark_study(started=True)
-        n_workers = workers or default_workers(len(run_list))
-        shards = plan_shards(all_runs, pending, n_workers)
-        # Threads per worker follow from the study's worker count, not from what is left to do: the thread count
-        # changes the blocking of matrix products, and a resumed study must reproduce the same numbers.
-        threads = max(1, (os.cpu_count() or 1) // n_workers) if device == "cpu" else 1
-        _drive(study, out, store, shards, device, threads, progress, on_progress, in_process=n_workers == 1)
+        if executor == "ray":
+            ray_executor.drive(
+                study,
+                out,
+                store,
+                all_runs,
+                pending,
+                workers=workers,
+                device=device,
+                progress=progress,
+                on_progress=on_progress,
+                address=address,
+            )
+        else:
+            n_workers = workers or default_workers(len(run_list))
+            shards = plan_shards(all_runs, pending, n_workers)
+            # Threads per worker follow from the study's worker count, not from what is left to do: the thread
+            # count changes the blocking of matrix products, and a resumed study must reproduce the same numbers.
+            threads = max(1, (os.cpu_count() or 1) // n_workers) if device == "cpu" else 1
+            _drive(study, out, store, shards, device, threads, progress, on_progress, in_process=n_workers == 1)
         if all(r.status in ("finished", "diverged") for r in store.runs()):
             store.mark_study(finished=True)
     return out
