@@ -24,19 +24,9 @@ try:
 except ImportError:  # the optional extra is not installed: only the "without Ray" tests run
     ray = None
 
+from test_studies import stored  # what a study stored, compared the same way for both executors
+
 needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed (pip install "initlab[ray]")')
-
-
-def stored(folder: Path) -> tuple[list[tuple], dict[str, dict]]:
-    """What a study stored, as tests/test_studies.py compares it: every epoch's metrics, each run's outcome."""
-    with Store.in_dir(folder, readonly=True) as store:
-        epochs = sorted((e.run_id, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc) for e in store.epochs())
-        runs = {
-            r.run_id: {"status": r.status, "test": r.test_metrics, "last_epoch": r.last_epoch} for r in store.runs()
-        }
-        for run_id, epoch, payload in store.diagnostics():
-            runs[run_id][f"diagnosis@{epoch}"] = payload
-    return epochs, runs
 
 
 def digits_study(epochs: int, batch_size: int) -> Study:
