@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 from torch import nn
 
-from initlab.schemes._auto import Activation, _leaves, _Recorder, classify_module
+from initlab.schemes._auto import Activation, _Recorder, classify_module, hooked
 from initlab.schemes._forward import ModelInput, run_model
 from initlab.schemes._roles import CONV_TRANSPOSE_TYPES, CONV_TYPES, EMBEDDING_TYPES, FEEDFORWARD_TYPES, NORM_TYPES
 
@@ -319,21 +319,14 @@ def record(model: nn.Module, inputs: ModelInput) -> tuple[Any, list[_Layer]]:
     """
     names = {id(m): n for n, m in model.named_modules()}
     recorder = _TensorRecorder()
-    handles = []
-    for leaf in _leaves(model):
-        handles.append(leaf.register_forward_pre_hook(recorder.pre_hook))
-        handles.append(leaf.register_forward_hook(recorder.post_hook))
     try:
-        with recorder:
+        with hooked(model, recorder):
             output = run_model(model, inputs)
     except (RuntimeError, ValueError, IndexError, TypeError) as err:
         shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _tensors(inputs))
         raise ValueError(
             f"the model cannot run on inputs of shape {shapes}: it expects {expected_input(model)}. PyTorch said: {err}"
         ) from err
-    finally:
-        for h in handles:
-            h.remove()
 
     layers: list[_Layer] = []
     calls: dict[int, int] = {}

@@ -18,6 +18,7 @@ Layers the pass did not reach, or every layer when the pass fails, fall back to 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -336,6 +337,22 @@ def sample_inputs(model: nn.Module) -> list[tuple[Any, ...]]:
     return []
 
 
+@contextlib.contextmanager
+def hooked(model: nn.Module, recorder: _Recorder) -> Iterator[_Recorder]:
+    """Record a forward pass: ``recorder``'s hooks on every leaf module (call order) and its functional-activation
+    mode, both removed on exit whatever happens."""
+    handles = []
+    for leaf in _leaves(model):
+        handles.append(leaf.register_forward_pre_hook(recorder.pre_hook))
+        handles.append(leaf.register_forward_hook(recorder.post_hook))
+    try:
+        with recorder:
+            yield recorder
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _record(model: nn.Module, data: ModelInput | None) -> list[tuple[str, Any]] | None:
     """The events of one forward pass, or ``None`` if no forward pass could be run."""
     candidates: list[Any] = [data] if data is not None else sample_inputs(model)
@@ -345,19 +362,12 @@ def _record(model: nn.Module, data: ModelInput | None) -> list[tuple[str, Any]] 
     last_error: Exception | None = None
     for inputs in candidates:
         recorder = _Recorder()
-        handles = []
-        for leaf in _leaves(model):
-            handles.append(leaf.register_forward_pre_hook(recorder.pre_hook))
-            handles.append(leaf.register_forward_hook(recorder.post_hook))
         try:
-            with inspection(model), recorder:
+            with inspection(model), hooked(model, recorder):
                 run_model(model, inputs)
             return recorder.events
         except Exception as err:  # a forward pass on a guessed input may fail in any way; fall back, log why
             last_error = err
-        finally:
-            for h in handles:
-                h.remove()
     if data is not None:
         raise ValueError(f"the 'auto' scheme could not run the model on the given data: {last_error}") from last_error
     logger.info("auto: a forward pass on a built input failed (%s); using nn.Sequential order.", last_error)
