@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
+import scipy.stats
 import torch
 from torch import nn
 
-from initlab.training import Batch, Population, TrainSettings
+from initlab.training import Batch, Population, TrainSettings, stacked
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
               "rmsprop": torch.optim.RMSprop}  # fmt: skip
@@ -108,6 +109,40 @@ def test_dropout_gives_each_model_its_own_masks() -> None:
     pop = Population([mlp(0), mlp(0)], TrainSettings(optimizer="sgd", lr=0.1))
     pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
     assert torch.equal(pop.params["1.weight"][0], pop.params["1.weight"][1])
+
+
+def test_dropout_masks_follow_the_seed() -> None:
+    same = mlp(0, dropout=0.5)
+    x, y = data(steps=5)
+    trained = []
+    for seed in (7, 7, 8):
+        pop = Population([same, copy.deepcopy(same)], TrainSettings(optimizer="sgd", lr=0.1), seed=seed)
+        pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+        trained.append(pop.params["1.weight"].detach())
+    assert torch.equal(trained[0], trained[1])
+    assert not torch.allclose(trained[0], trained[2])
+    # reseed restarts the masks: a population reseeded with 7 repeats the first epoch of the one built with 7.
+    pop = Population([same, copy.deepcopy(same)], TrainSettings(optimizer="sgd", lr=0.1), seed=8)
+    pop.reseed(7)
+    pop.train_epoch(Batch(xb, yb) for xb, yb in zip(x, y, strict=True))
+    assert torch.equal(pop.params["1.weight"].detach(), trained[0])
+
+
+def test_mask_source_draws_uniforms_in_the_layout_it_is_given() -> None:
+    h = torch.empty(64, 12, 256).transpose(0, 1)  # (N, B, out) seen from a (B, N, out) buffer, as on the fast path
+    u = stacked.MaskSource(3).uniform_like(h)
+    assert (u.shape, u.stride(), u.dtype) == (h.shape, h.stride(), torch.float32)
+    assert torch.equal(u, stacked.MaskSource(3).uniform_like(h))
+    assert not torch.equal(u, stacked.MaskSource(4).uniform_like(h))
+    assert float(u.min()) >= 0.0
+    assert float(u.max()) < 1.0
+    assert scipy.stats.kstest(u.flatten().numpy(), "uniform").pvalue > 1e-4
+    # Inverted dropout keeps a share 1 - p of the units (within 5 binomial standard deviations), scaled by 1/(1 - p).
+    out = stacked._dropout(torch.ones(12, 64, 256), 0.2, stacked.MaskSource(0))
+    n = out.numel()
+    kept = int((out != 0).sum())
+    assert abs(kept - 0.8 * n) < 5 * (n * 0.2 * 0.8) ** 0.5
+    assert torch.allclose(out[out != 0], torch.tensor(1.25))
 
 
 def test_keep_drops_runs_and_keeps_optimizer_state() -> None:

@@ -200,7 +200,7 @@ def train_shard(
         lr = settings.lr_at(epoch, total)
         for g in pop.optimizer.param_groups:
             g["lr"] = lr
-        torch.manual_seed(derive_seed(live[0].seed, "dropout", epoch, *[r.run_id for r in live]))
+        pop.reseed(derive_seed(live[0].seed, "dropout", epoch, *[r.run_id for r in live]))
         max_steps = None if settings.steps is None else settings.steps - steps_done
         stats, steps = pop.train_epoch(
             _batches(x_train, y_train, [r.seed for r in live], epoch, settings.batch_size, dev), max_steps=max_steps

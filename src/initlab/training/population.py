@@ -7,8 +7,9 @@ mean loss, so each slice receives exactly its own model's gradient; the optimize
 RMSprop) act elementwise, so one optimizer over the stacked tensors equals one optimizer per model. The result equals
 training each run alone on the same batches (tests check it to 1e-4), at a fraction of the per-step overhead.
 
-Two exceptions are handled: dropout draws different masks per model (``vmap(randomness="different")``), and a run
-whose loss becomes NaN or infinite is removed from the population at the end of the epoch (:meth:`Population.keep`).
+Two exceptions are handled: dropout draws different masks per model (``vmap(randomness="different")``), from a seed
+the caller sets (:meth:`Population.reseed`), and a run whose loss becomes NaN or infinite is removed from the
+population at the end of the epoch (:meth:`Population.keep`).
 """
 
 from __future__ import annotations
@@ -68,14 +69,19 @@ class Population:
     """N models of one architecture, stacked, with one optimizer; see the module docstring.
 
     ``models`` must share their architecture (same parameter names and shapes). They are copied; the originals are
-    untouched. ``settings`` gives the optimizer, loss and precision.
+    untouched. ``settings`` gives the optimizer, loss and precision; ``seed`` the dropout masks' (see :meth:`reseed`).
     """
 
     #: Gradient norms are sampled every this many steps (a full pass over every gradient each step costs ~3%).
     GRAD_SAMPLE_EVERY = 10
 
     def __init__(
-        self, models: Sequence[nn.Module], settings: TrainSettings, *, device: torch.device | str = "cpu"
+        self,
+        models: Sequence[nn.Module],
+        settings: TrainSettings,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
     ) -> None:
         if not models:
             raise ValueError("a population needs at least one model.")
@@ -100,6 +106,14 @@ class Population:
         self.optimizer = settings.make_optimizer(list(self.params.values()))
         self.dropout = _has_dropout(self.base)
         self.fast = stacked.supports(self.base)
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Draw the dropout masks from here on from ``seed``: an explicit :class:`~initlab.training.stacked.MaskSource`
+        on the fast path; on the general path ``vmap`` draws from torch's default generator, which is seeded."""
+        self.masks = stacked.MaskSource(seed, self.device)
+        if self.dropout and not self.fast:
+            torch.manual_seed(seed)
 
     # -- forward ----------------------------------------------------------------------------------------------------
     def _call(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +125,9 @@ class Population:
         self.base.train(train)
         if self.fast:
             compute = torch.bfloat16 if self.settings.precision == "bf16" else None
-            return stacked.forward(self.base, self.params, x, per_model=per_model, train=train, compute=compute)
+            return stacked.forward(
+                self.base, self.params, x, per_model=per_model, train=train, masks=self.masks, compute=compute
+            )
         with self._autocast():
             randomness = "different" if (train and self.dropout) else "error"
             fn = vmap(self._call, in_dims=(0, 0, 0 if per_model else None), randomness=randomness)
@@ -171,7 +187,8 @@ class Population:
                 break
             out = self.forward(batch.x, train=True, per_model=batch.per_model)
             per_model = self.losses(out, batch.y, per_model=batch.per_model)
-            self.optimizer.zero_grad(set_to_none=True)
+            for p in self.params.values():  # zero_grad(set_to_none=True) without its profiler record per call
+                p.grad = None
             per_model.sum().backward()
             if steps % self.GRAD_SAMPLE_EVERY == 0:
                 with torch.no_grad():
