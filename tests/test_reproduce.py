@@ -19,7 +19,7 @@ def test_dlai_circles_matches_the_published_costs_and_accuracies(tmp_path: Path)
     state = np.random.get_state()
     result = reproduce("dlai-circles", tmp_path, quick=True)
     assert result.passed, [c for c in result.claims if not c.passed]
-    assert len(result.claims) == 38
+    assert len(result.claims) == 40
     assert tuple(result.details["he"]["accuracy"]) == (0.9933333333333333, 0.96)
     assert (tmp_path / "summary.md").exists()
     assert (tmp_path / "dlai_circles.png").stat().st_size > 10_000
