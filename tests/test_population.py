@@ -98,6 +98,35 @@ def test_per_model_batches_equal_alone() -> None:
             assert rel_err(pop.params[name][i].detach(), p.detach()) < 1e-4
 
 
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+def test_grouped_batches_equal_alone(make) -> None:
+    # Two seeds, two runs each: each pair of consecutive models shares its group's batch, x is (G, B, ...).
+    models = [make(s) for s in range(4)]
+    settings = TrainSettings(optimizer="adam", lr=1e-2)
+    xs, ys = zip(*(data(steps=10) for _ in range(2)), strict=True)
+    xs = [x + 3 * i for i, x in enumerate(xs)]
+    pop = Population(models, settings)
+    pop.train_epoch(Batch(torch.stack([x[t] for x in xs]), torch.stack([y[t] for y in ys]), per_model=True)
+                    for t in range(10))  # fmt: skip
+    for i, model in enumerate(models):
+        ref = alone(model, settings, xs[i // 2], ys[i // 2])
+        for name, p in ref.named_parameters():
+            assert rel_err(pop.params[name][i].detach(), p.detach()) < 1e-4, (i, name)
+    with pytest.raises(ValueError, match="3 batch groups do not divide a population of 4"):
+        pop.losses(pop.forward(xs[0][:3, :2], train=False, per_model=True), ys[0][:3, :2], per_model=True)
+
+
+def test_input_dropout_draws_a_mask_per_model_from_a_shared_batch() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(20, 5))
+    pop = Population([net, copy.deepcopy(net)], TrainSettings(optimizer="sgd", lr=0.1))
+    assert pop.fast
+    out = pop.forward(torch.ones(8, 4, 5), train=True)
+    assert out.shape == (2, 8, 5)
+    assert not torch.equal(out[0], out[1])
+    torch.testing.assert_close(pop.forward(torch.ones(8, 4, 5), train=False)[0], net.eval()(torch.ones(8, 4, 5)))
+
+
 def test_dropout_gives_each_model_its_own_masks() -> None:
     same = mlp(0, dropout=0.5)
     pop = Population([same, copy.deepcopy(same)], TrainSettings(optimizer="sgd", lr=0.1))

@@ -51,7 +51,7 @@ def test_reproduce_command_lists_and_runs(tmp_path: Path) -> None:
         assert name in listed.output
     ran = runner.invoke(app, ["reproduce", "dlai-circles", "--quick", "--out", str(tmp_path)], env={"COLUMNS": "200"})
     assert ran.exit_code == 0, ran.output
-    assert ran.output.count("PASS") == 38
+    assert ran.output.count("PASS") == 40
     typo = runner.invoke(app, ["reproduce", "dlai-circle"])
     assert typo.exit_code == 2
     assert "Did you mean 'dlai-circles'" in typo.output

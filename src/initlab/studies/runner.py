@@ -104,20 +104,24 @@ def prune_checkpoints(out_dir: Path, run_id: str, keep_epoch: int | None) -> Non
 def _batches(
     x: torch.Tensor, y: torch.Tensor, seeds: Sequence[int], epoch: int, batch_size: int, device: torch.device
 ) -> Iterator[Batch]:
-    """The epoch's batches: one permutation per distinct seed, drawn from (seed, epoch)."""
+    """The epoch's batches: one permutation per distinct seed, drawn from (seed, epoch). The runs come in seed order,
+    so runs of one seed share their batch: one batch for all when they have one seed, one per seed when each seed
+    has the same number of runs, else one per run."""
     n = x.shape[0]
-    distinct = sorted(set(seeds))
+    distinct = list(dict.fromkeys(seeds))
     perms = {
         s: torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(s, "batches", epoch)))
         for s in distinct
     }
-    shared = len(distinct) == 1
+    size = len(seeds) // len(distinct)
+    grouped = [s for s in distinct for _ in range(size)] == list(seeds)
+    rows = distinct if grouped else list(seeds)
     for start in range(0, n, batch_size):
-        if shared:
+        if len(distinct) == 1:
             idx = perms[distinct[0]][start : start + batch_size]
             yield Batch(x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
         else:
-            idx = torch.stack([perms[s][start : start + batch_size] for s in seeds])
+            idx = torch.stack([perms[s][start : start + batch_size] for s in rows])
             yield Batch(x[idx].to(device), y[idx].to(device), per_model=True)
 
 

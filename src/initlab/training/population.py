@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Batch:
     """One training batch: ``x`` (B, ...) and ``y`` (B, ...) shared by every model, or with ``per_model`` one batch per
-    model, (N, B, ...) each (runs of different seeds see different batch orders)."""
+    group of N/G consecutive models, (G, B, ...) each, G dividing N (runs of different seeds see different batch
+    orders; G = N gives every model its own)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -121,7 +122,7 @@ class Population:
 
     def forward(self, x: torch.Tensor, *, train: bool, per_model: bool = False) -> torch.Tensor:
         """Outputs of every model, shape (N, B, ...), for a shared batch ``x`` (B, ...) or, with ``per_model``, one
-        batch per model (N, B, ...)."""
+        batch per group of models (G, B, ...) (see :class:`Batch`)."""
         self.base.train(train)
         if self.fast:
             compute = torch.bfloat16 if self.settings.precision == "bf16" else None
@@ -130,6 +131,8 @@ class Population:
             )
         with self._autocast():
             randomness = "different" if (train and self.dropout) else "error"
+            if per_model:
+                x = stacked.expand_groups(x, self.size)
             fn = vmap(self._call, in_dims=(0, 0, 0 if per_model else None), randomness=randomness)
             return fn(self.params, self.buffers, x)
 
@@ -140,7 +143,7 @@ class Population:
 
     def _targets(self, out: torch.Tensor, y: torch.Tensor, per_model: bool) -> torch.Tensor:
         """Targets broadcast to one row per model, (N, B, ...); class labels one-hot encoded for MSE."""
-        yy = y if per_model else y.expand(out.shape[0], *y.shape)
+        yy = stacked.expand_groups(y, out.shape[0]) if per_model else y.expand(out.shape[0], *y.shape)
         if self.settings.loss == "mse" and not yy.is_floating_point():
             yy = nn.functional.one_hot(yy, out.shape[-1])
         return yy
@@ -166,7 +169,7 @@ class Population:
         labels), the sign of each logit against a 0/1 target for BCE (averaged over a sample's outputs). For MSE on
         float targets (regression) accuracy is undefined and NaN is returned."""
         n, b = out.shape[0], out.shape[1]
-        yy = y if per_model else y.expand(n, *y.shape)
+        yy = stacked.expand_groups(y, n) if per_model else y.expand(n, *y.shape)
         if self.settings.loss == "bce":
             hit = (out > 0) == (yy.reshape(out.shape) > 0.5)
             return hit.reshape(n, b, -1).float().mean(dim=-1).sum(dim=1)

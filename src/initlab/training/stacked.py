@@ -40,7 +40,13 @@ def supports(model: nn.Module) -> bool:
 
 
 class _StackedLinear(torch.autograd.Function):
-    """y[n] = x[n] @ W[n]ᵀ + b[n] for N models; ``x`` is shared (B, in) or per model (N, B, in).
+    """y[n] = x[g(n)] @ W[n]ᵀ + b[n] for N models. ``x`` is shared (B, in), one batch per group of N/G consecutive
+    models (G, B, in) with G < N, or one per model (N, B, in).
+
+    Shared and grouped inputs take one GEMM per group, ``x[g] (B, in) @ W[group g].view(M·out, in)ᵀ``, each written
+    into its columns of one (B, N·out) output, which the next layers see as (N, B, out); the weight gradient comes
+    back the same way, one GEMM per group straight into the weight's (N, out, in) layout. Per-model inputs take
+    batched products (``bmm``).
 
     With a ``compute`` dtype (bf16), the three matrix products of the forward and backward pass run in it while the
     parameters, their gradients and the activations between layers stay float32 (mixed precision; autocast does not
@@ -65,10 +71,19 @@ class _StackedLinear(torch.autograd.Function):
         if compute is not None:
             x, weight = x.to(compute), weight.to(compute)
         fuse = bias is not None and compute is None  # addmm's bias must have the product's dtype
-        if x.dim() == 2:  # shared input: one GEMM for the whole population, output (B, N·out) seen as (N, B, out)
-            w = weight.reshape(n * out_f, in_f).t()
-            y = torch.addmm(bias.reshape(1, n * out_f), x, w) if fuse else x @ w
-            y = y.view(x.shape[0], n, out_f).transpose(0, 1)
+        if x.dim() == 2 or x.shape[0] < n:
+            xs = _groups(x, n)
+            b, cols = xs.shape[1], n // xs.shape[0] * out_f
+            w = weight.reshape(n * out_f, in_f)
+            flat_bias = bias.reshape(1, n * out_f) if fuse else None
+            y = xs.new_empty(b, n * out_f)
+            for k in range(xs.shape[0]):
+                part = slice(k * cols, (k + 1) * cols)
+                if flat_bias is not None:
+                    torch.addmm(flat_bias[:, part], xs[k], w[part].t(), out=y[:, part])
+                else:
+                    torch.mm(xs[k], w[part].t(), out=y[:, part])
+            y = y.view(b, n, out_f).transpose(0, 1)
         else:
             w = weight.transpose(1, 2)
             y = torch.baddbmm(bias.unsqueeze(1), x, w) if fuse else torch.bmm(x, w)
@@ -86,18 +101,46 @@ class _StackedLinear(torch.autograd.Function):
             grad_b = grad.sum(dim=1)
         if ctx.compute is not None:
             x, weight, grad = x.to(ctx.compute), weight.to(ctx.compute), grad.to(ctx.compute)
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(grad, weight)
-            if x.dim() == 2:
-                grad_x = grad_x.sum(dim=0)
-            grad_x = grad_x.float()
-        if ctx.needs_input_grad[1]:
-            if x.dim() == 2:  # (N·out, B) @ (B, in): the gradient comes out in the weight's own layout
-                grad_w = (grad.transpose(1, 2).reshape(n * out_f, -1) @ x).view(n, out_f, in_f)
-            else:
-                grad_w = torch.bmm(grad.transpose(1, 2), x)
-            grad_w = grad_w.float()
+        if x.dim() == 2 or x.shape[0] < n:
+            xs = _groups(x, n)
+            b, cols = xs.shape[1], n // xs.shape[0] * out_f
+            # (B, N·out): free, as the gradient has the layout of the forward's output.
+            flat = grad.transpose(0, 1).reshape(b, n * out_f)
+            w = weight.reshape(n * out_f, in_f)
+            parts = [slice(k * cols, (k + 1) * cols) for k in range(xs.shape[0])]
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.stack([flat[:, part] @ w[part] for part in parts]).float().view(x.shape)
+            if ctx.needs_input_grad[1]:
+                grad_w = flat.new_empty(n * out_f, in_f)
+                for k, part in enumerate(parts):  # (M·out, B) @ (B, in), into the weight's own layout
+                    torch.mm(flat[:, part].t(), xs[k], out=grad_w[part])
+                grad_w = grad_w.view(n, out_f, in_f).float()
+        else:
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.bmm(grad, weight).float()
+            if ctx.needs_input_grad[1]:
+                grad_w = torch.bmm(grad.transpose(1, 2), x).float()
         return grad_x, grad_w, grad_b, None
+
+
+def _groups(x: torch.Tensor, n: int) -> torch.Tensor:
+    """A shared (B, ...) or grouped (G, B, ...) input as (G, B, ...), checking that G divides the population N."""
+    xs = x.unsqueeze(0) if x.dim() == 2 else x
+    _check_groups(xs.shape[0], n)
+    return xs
+
+
+def _check_groups(groups: int, n: int) -> None:
+    if n % groups:
+        raise ValueError(f"{groups} batch groups do not divide a population of {n} models.")
+
+
+def expand_groups(x: torch.Tensor, n: int) -> torch.Tensor:
+    """A grouped (G, B, ...) batch as one batch per model (N, B, ...): group g's batch repeated for its N/G models."""
+    if x.shape[0] == n:
+        return x
+    _check_groups(x.shape[0], n)
+    return x.repeat_interleave(n // x.shape[0], dim=0)
 
 
 class MaskSource:
@@ -142,19 +185,31 @@ def _dropout(h: torch.Tensor, p: float, masks: MaskSource) -> torch.Tensor:
 def forward(model: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor, *, per_model: bool,
             train: bool, masks: MaskSource | None = None,
             compute: torch.dtype | None = None) -> torch.Tensor:  # fmt: skip
-    """Run the stacked ``model`` (see :func:`supports`) with stacked ``params``; returns (N, B, ...). Training a
-    model with dropout takes its masks from ``masks``."""
+    """Run the stacked ``model`` (see :func:`supports`) with stacked ``params``; returns (N, B, ...).
+
+    ``x`` is one batch shared by all N models (B, ...) or, with ``per_model``, one batch per group of N/G consecutive
+    models (G, B, ...), G dividing N (G = N: one per model). Training a model with dropout takes its masks from
+    ``masks``; a dropout before the first linear layer gets a batch per model first, so that each draws its own mask.
+    """
+    n = next(iter(params.values())).shape[0]
     h = x
+    own = per_model and x.shape[0] == n  # whether h holds one row per model yet
     for i, m in enumerate(model):
         if isinstance(m, nn.Flatten):
-            h = h.flatten(m.start_dim + (1 if per_model else 0))
+            h = h.flatten(m.start_dim + (1 if per_model or own else 0))
         elif isinstance(m, nn.Linear):
             h = _StackedLinear.apply(h, params[f"{i}.weight"], params.get(f"{i}.bias"), compute)
+            own = True
         elif isinstance(m, nn.Dropout):
             if train and m.p > 0:
                 if masks is None:
                     raise ValueError("training a model with dropout needs a MaskSource for its masks.")
+                if not own:
+                    h = expand_groups(h, n) if per_model else h.expand(n, *h.shape)
+                    own = per_model = True
                 h = _dropout(h, m.p, masks)
         else:
             h = m(h)
+    if not own:
+        h = expand_groups(h, n) if per_model else h.expand(n, *h.shape)
     return h
