@@ -116,6 +116,20 @@ def test_grouped_batches_equal_alone(make) -> None:
         pop.losses(pop.forward(xs[0][:3, :2], train=False, per_model=True), ys[0][:3, :2], per_model=True)
 
 
+def test_linear_layers_act_on_the_last_axis_of_shared_grouped_and_own_batches() -> None:
+    # No Flatten: a (B, T, features) input, as for a per-position MLP; every form of batch gives each model's output.
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)) for _ in range(4)]
+    pop = Population(nets, TrainSettings())
+    assert pop.fast
+    x = torch.randn(4, 6, 7, 5)
+    expected = torch.stack([net(x[i]) for i, net in enumerate(nets)])
+    torch.testing.assert_close(pop.forward(x, train=False, per_model=True), expected)
+    grouped = pop.forward(x[[0, 2]], train=False, per_model=True)
+    torch.testing.assert_close(grouped, torch.stack([net(x[i // 2 * 2]) for i, net in enumerate(nets)]))
+    torch.testing.assert_close(pop.forward(x[0], train=False), torch.stack([net(x[0]) for net in nets]))
+
+
 def test_input_dropout_draws_a_mask_per_model_from_a_shared_batch() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(20, 5))

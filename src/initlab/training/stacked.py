@@ -40,8 +40,8 @@ def supports(model: nn.Module) -> bool:
 
 
 class _StackedLinear(torch.autograd.Function):
-    """y[n] = x[g(n)] @ W[n]ᵀ + b[n] for N models. ``x`` is shared (B, in), one batch per group of N/G consecutive
-    models (G, B, in) with G < N, or one per model (N, B, in).
+    """y[n] = x[g(n)] @ W[n]ᵀ + b[n] for N models. ``x`` is (G, B, in): one batch per group of N/G consecutive models
+    (G = 1: shared by all) or, with G = N, one per model.
 
     Shared and grouped inputs take one GEMM per group, ``x[g] (B, in) @ W[group g].view(M·out, in)ᵀ``, each written
     into its columns of one (B, N·out) output, which the next layers see as (N, B, out); the weight gradient comes
@@ -71,18 +71,18 @@ class _StackedLinear(torch.autograd.Function):
         if compute is not None:
             x, weight = x.to(compute), weight.to(compute)
         fuse = bias is not None and compute is None  # addmm's bias must have the product's dtype
-        if x.dim() == 2 or x.shape[0] < n:
-            xs = _groups(x, n)
-            b, cols = xs.shape[1], n // xs.shape[0] * out_f
+        if x.shape[0] < n:
+            _check_groups(x.shape[0], n)
+            b, cols = x.shape[1], n // x.shape[0] * out_f
             w = weight.reshape(n * out_f, in_f)
             flat_bias = bias.reshape(1, n * out_f) if fuse else None
-            y = xs.new_empty(b, n * out_f)
-            for k in range(xs.shape[0]):
+            y = x.new_empty(b, n * out_f)
+            for k in range(x.shape[0]):
                 part = slice(k * cols, (k + 1) * cols)
                 if flat_bias is not None:
-                    torch.addmm(flat_bias[:, part], xs[k], w[part].t(), out=y[:, part])
+                    torch.addmm(flat_bias[:, part], x[k], w[part].t(), out=y[:, part])
                 else:
-                    torch.mm(xs[k], w[part].t(), out=y[:, part])
+                    torch.mm(x[k], w[part].t(), out=y[:, part])
             y = y.view(b, n, out_f).transpose(0, 1)
         else:
             w = weight.transpose(1, 2)
@@ -101,19 +101,18 @@ class _StackedLinear(torch.autograd.Function):
             grad_b = grad.sum(dim=1)
         if ctx.compute is not None:
             x, weight, grad = x.to(ctx.compute), weight.to(ctx.compute), grad.to(ctx.compute)
-        if x.dim() == 2 or x.shape[0] < n:
-            xs = _groups(x, n)
-            b, cols = xs.shape[1], n // xs.shape[0] * out_f
+        if x.shape[0] < n:
+            b, cols = x.shape[1], n // x.shape[0] * out_f
             # (B, N·out): free, as the gradient has the layout of the forward's output.
             flat = grad.transpose(0, 1).reshape(b, n * out_f)
             w = weight.reshape(n * out_f, in_f)
-            parts = [slice(k * cols, (k + 1) * cols) for k in range(xs.shape[0])]
+            parts = [slice(k * cols, (k + 1) * cols) for k in range(x.shape[0])]
             if ctx.needs_input_grad[0]:
-                grad_x = torch.stack([flat[:, part] @ w[part] for part in parts]).float().view(x.shape)
+                grad_x = torch.stack([flat[:, part] @ w[part] for part in parts]).float()
             if ctx.needs_input_grad[1]:
                 grad_w = flat.new_empty(n * out_f, in_f)
                 for k, part in enumerate(parts):  # (M·out, B) @ (B, in), into the weight's own layout
-                    torch.mm(flat[:, part].t(), xs[k], out=grad_w[part])
+                    torch.mm(flat[:, part].t(), x[k], out=grad_w[part])
                 grad_w = grad_w.view(n, out_f, in_f).float()
         else:
             if ctx.needs_input_grad[0]:
@@ -123,23 +122,19 @@ class _StackedLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-def _groups(x: torch.Tensor, n: int) -> torch.Tensor:
-    """A shared (B, ...) or grouped (G, B, ...) input as (G, B, ...), checking that G divides the population N."""
-    xs = x.unsqueeze(0) if x.dim() == 2 else x
-    _check_groups(xs.shape[0], n)
-    return xs
-
-
 def _check_groups(groups: int, n: int) -> None:
     if n % groups:
         raise ValueError(f"{groups} batch groups do not divide a population of {n} models.")
 
 
 def expand_groups(x: torch.Tensor, n: int) -> torch.Tensor:
-    """A grouped (G, B, ...) batch as one batch per model (N, B, ...): group g's batch repeated for its N/G models."""
+    """A grouped (G, B, ...) batch as one batch per model (N, B, ...): group g's batch repeated for its N/G models
+    (a view when G = 1)."""
     if x.shape[0] == n:
         return x
     _check_groups(x.shape[0], n)
+    if x.shape[0] == 1:
+        return x.expand(n, *x.shape[1:])
     return x.repeat_interleave(n // x.shape[0], dim=0)
 
 
@@ -192,24 +187,21 @@ def forward(model: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tens
     ``masks``; a dropout before the first linear layer gets a batch per model first, so that each draws its own mask.
     """
     n = next(iter(params.values())).shape[0]
-    h = x
-    own = per_model and x.shape[0] == n  # whether h holds one row per model yet
+    h = x if per_model else x.unsqueeze(0)  # (G, B, ...): G = 1 for a shared batch
     for i, m in enumerate(model):
         if isinstance(m, nn.Flatten):
-            h = h.flatten(m.start_dim + (1 if per_model or own else 0))
+            h = h.flatten(m.start_dim + 1)
         elif isinstance(m, nn.Linear):
-            h = _StackedLinear.apply(h, params[f"{i}.weight"], params.get(f"{i}.bias"), compute)
-            own = True
+            # A linear layer acts on the last axis: any axes between the batch and the features ride along with B.
+            lead = h.shape[1:-1]
+            y = _StackedLinear.apply(h.reshape(h.shape[0], -1, h.shape[-1]), params[f"{i}.weight"],
+                                     params.get(f"{i}.bias"), compute)  # fmt: skip
+            h = y.view(n, *lead, y.shape[-1])
         elif isinstance(m, nn.Dropout):
             if train and m.p > 0:
                 if masks is None:
                     raise ValueError("training a model with dropout needs a MaskSource for its masks.")
-                if not own:
-                    h = expand_groups(h, n) if per_model else h.expand(n, *h.shape)
-                    own = per_model = True
-                h = _dropout(h, m.p, masks)
+                h = _dropout(expand_groups(h, n), m.p, masks)
         else:
             h = m(h)
-    if not own:
-        h = expand_groups(h, n) if per_model else h.expand(n, *h.shape)
-    return h
+    return expand_groups(h, n)
