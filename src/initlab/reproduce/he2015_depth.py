@@ -72,7 +72,7 @@ def study(quick: bool) -> Study:
 
 
 @register("he2015-depth", "Xavier vs He vs LSUV on a 50-layer plain ReLU network (MNIST-1D)", SOURCE,
-          "about 4 minutes (3 arms x 3 seeds x 20 epochs); the quick form about 15-30 s")  # fmt: skip
+          "about 1 minute (3 arms x 3 seeds x 20 epochs); the quick form about 15-30 s")  # fmt: skip
 def run(out: Path, quick: bool) -> Result:
     result = Result("he2015-depth", "Depth and initialization: a 50-layer ReLU network (He et al. 2015)", SOURCE, quick)
     spec = study(quick)

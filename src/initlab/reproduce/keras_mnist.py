@@ -45,7 +45,7 @@ def study(quick: bool) -> Study:
 
 
 @register("keras-mnist", "Twelve Keras initializers on the MNIST Dense network", SOURCE,
-          "about 8 minutes (12 initializers x 3 seeds x 20 epochs); the quick form about 30 s")  # fmt: skip
+          "about 7 minutes (12 initializers x 3 seeds x 20 epochs); the quick form about 30 s")  # fmt: skip
 def run(out: Path, quick: bool) -> Result:
     result = Result("keras-mnist", "Twelve initializers on MNIST (Keras article)", SOURCE, quick)
     folder = run_study(study(quick), out / "study")
