@@ -143,7 +143,7 @@ class Population:
 
     def _targets(self, out: torch.Tensor, y: torch.Tensor, per_model: bool) -> torch.Tensor:
         """Targets broadcast to one row per model, (N, B, ...); class labels one-hot encoded for MSE."""
-        yy = stacked.expand_groups(y, out.shape[0]) if per_model else y.expand(out.shape[0], *y.shape)
+        yy = stacked.expand_groups(y if per_model else y.unsqueeze(0), out.shape[0])
         if self.settings.loss == "mse" and not yy.is_floating_point():
             yy = nn.functional.one_hot(yy, out.shape[-1])
         return yy
@@ -169,7 +169,7 @@ class Population:
         labels), the sign of each logit against a 0/1 target for BCE (averaged over a sample's outputs). For MSE on
         float targets (regression) accuracy is undefined and NaN is returned."""
         n, b = out.shape[0], out.shape[1]
-        yy = stacked.expand_groups(y, n) if per_model else y.expand(n, *y.shape)
+        yy = stacked.expand_groups(y if per_model else y.unsqueeze(0), n)
         if self.settings.loss == "bce":
             hit = (out > 0) == (yy.reshape(out.shape) > 0.5)
             return hit.reshape(n, b, -1).float().mean(dim=-1).sum(dim=1)
