@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from initlab._checks import check_choice, check_int, check_shape
+from initlab.checks import check_choice, check_int, check_shape
 
 LayoutKind = Literal["torch", "torch_transpose", "keras", "axes"]
 LAYOUT_KINDS: tuple[str, ...] = get_args(LayoutKind)

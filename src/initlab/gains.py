@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from initlab._checks import check_choice, check_finite
+from initlab.checks import check_choice, check_finite
 
 ActivationName = Literal[
     "linear",

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab._checks import check_int, check_nonnegative, check_positive, did_you_mean
-from initlab._seeding import Seed, make_generator
+from initlab.checks import check_int, check_nonnegative, check_positive, did_you_mean
+from initlab.seeding import Seed, make_generator
 from initlab.catalog import Orthogonal, RandomNormal
 from initlab.schemes._apply import apply_rules, warn_user
 from initlab.schemes._forward import ModelInput, check_data, inspection, run_model

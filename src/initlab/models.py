@@ -40,7 +40,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from initlab._checks import check_shape, did_you_mean
+from initlab.checks import check_shape, did_you_mean
 
 Activation = Literal["relu", "tanh", "sigmoid", "selu", "gelu", "leaky_relu", "linear"]
 Norm = Literal["none", "batch", "layer"]

@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NoReturn, get_args
 
-from initlab._checks import check_choice, check_int, check_nonnegative, did_you_mean
+from initlab.checks import check_choice, check_int, check_nonnegative, did_you_mean
 
 try:  # POSIX only; on other systems study_lock degrades to a warning.
     import fcntl

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from initlab._checks import check_shape
-from initlab._seeding import Seed, make_generator
+from initlab.checks import check_shape
+from initlab.seeding import Seed, make_generator
 from initlab.fans import Fans, Layout, LayoutLike, as_layout
 
 TensorOrArray = TypeVar("TensorOrArray", torch.Tensor, np.ndarray)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from initlab._checks import check_finite
+from initlab.checks import check_finite
 from initlab.catalog._base import Distribution, Initializer
 from initlab.fans import Layout
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from initlab._checks import did_you_mean
+from initlab.checks import did_you_mean
 from initlab.catalog._base import Distribution, Initializer
 from initlab.catalog.constant import Constant, Ones, Zeros
 from initlab.catalog.random import RandomNormal, RandomUniform, TruncatedNormal

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from initlab._checks import check_finite, check_int
+from initlab.checks import check_finite, check_int
 from initlab.catalog._base import Distribution, Initializer
 from initlab.fans import Layout
 

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from initlab.fileio import atomic_writer
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "INITLAB_CACHE"
@@ -69,26 +71,6 @@ def check_sha256(path: Path, expected: str, *, what_to_do: str) -> None:
             f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or was changed, so it is not "
             f"loaded. {what_to_do}"
         )
-
-
-@contextlib.contextmanager
-def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one ``os.replace``.
-
-    A crash or an exception leaves ``path`` as it was (absent or the old version), never half written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def sidecar_path(path: Path) -> Path:

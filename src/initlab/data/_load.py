@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from initlab._checks import check_choice, check_int, did_you_mean
+from initlab.checks import check_choice, check_int, did_you_mean
 from initlab.data import digits as _digits
 from initlab.data import mnist as _mnist
 from initlab.data import mnist1d as _mnist1d

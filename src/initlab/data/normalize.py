@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import torch
 
-from initlab._checks import check_choice
+from initlab.checks import check_choice
 
 NormalizeKind = Literal["standardize", "minmax"]
 NormalizePer = Literal["auto", "global", "channel", "feature"]

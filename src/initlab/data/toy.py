@@ -2,7 +2,7 @@
 ``gaussian`` inputs of any shape for diagnostics and tests.
 
 Every split is an independent draw of ``n_samples`` points from the same distribution, with a seed derived from
-``seed``, the data set's name and the split (BLAKE2b, :func:`initlab._seeding.derive_seed`), so ``train`` and ``test``
+``seed``, the data set's name and the split (BLAKE2b, :func:`initlab.seeding.derive_seed`), so ``train`` and ``test``
 never share a draw and the same arguments give the same points on every machine. ``train+val`` is the ``train`` draw
 followed by the ``val`` draw. A ``seed`` of ``None`` means seed 0.
 
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from initlab._checks import check_finite, check_int, check_nonnegative, check_positive, check_shape
-from initlab._seeding import derive_seed
+from initlab.checks import check_finite, check_int, check_nonnegative, check_positive, check_shape
+from initlab.seeding import derive_seed
 from initlab.data._base import RawSplit
 
 DEFAULT_SEED = 0

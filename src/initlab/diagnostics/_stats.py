@@ -468,7 +468,7 @@ def resolve_loss(loss: str | LossFn | None, targets: torch.Tensor) -> tuple[str,
             return loss, lambda out, y: F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
         if loss == "bce":
             return loss, lambda out, y: F.binary_cross_entropy_with_logits(out, y.reshape(out.shape).to(out.dtype))
-        from initlab._checks import check_choice
+        from initlab.checks import check_choice
 
         check_choice("loss", loss, LOSSES)
     if callable(loss):

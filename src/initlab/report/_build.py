@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from initlab.fileio import write_atomic
 from initlab.report import _figures
 from initlab.report._collect import StudyData, collect
 from initlab.report._template import PAGE_STYLE, STUDY_TEMPLATE
@@ -51,20 +52,6 @@ class Figure:
         """(width, height) in pixels, read from the PNG header (IHDR)."""
         width, height = struct.unpack(">II", self.png[16:24])
         return int(width), int(height)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and a rename, so a reader never sees half a file."""
-    # open() (not mkstemp) so the file gets the usual permissions under the user's umask, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _resolve_out(study_dir: Path, out: str | os.PathLike[str] | None, html_name: str = HTML_NAME) -> tuple[Path, Path]:
@@ -461,8 +448,8 @@ def build_report(study_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
     figures = make_figures(data)
     diag_figures = diagnostic_figures(data)
     for f in [*figures, *diag_figures]:
-        _write_atomic(out_dir / f.filename, f.png)
-    _write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*figures, *diag_figures]).encode("utf-8"))
-    _write_atomic(html_path, render_html(data, figures, diag_figures).encode("utf-8"))
+        write_atomic(out_dir / f.filename, f.png)
+    write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*figures, *diag_figures]))
+    write_atomic(html_path, render_html(data, figures, diag_figures))
     logger.info("report of %s written to %s", folder, html_path)
     return html_path

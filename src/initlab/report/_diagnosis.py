@@ -17,8 +17,9 @@ import jinja2
 
 from initlab.diagnostics import ISOMETRY_BAND, Comparison, Diagnosis
 from initlab.diagnostics._diagnose import _fmt, _pct
+from initlab.fileio import write_atomic
 from initlab.report import _figures
-from initlab.report._build import Figure, _md_cell, _resolve_out, _write_atomic
+from initlab.report._build import Figure, _md_cell, _resolve_out
 from initlab.report._template import DIAGNOSIS_TEMPLATE, PAGE_STYLE
 
 logger = logging.getLogger(__name__)
@@ -293,8 +294,8 @@ def build_diagnosis_report(
     html_path.parent.mkdir(parents=True, exist_ok=True)
     figures = diagnosis_figures(series, title=title)
     for f in figures:
-        _write_atomic(out_dir / f.filename, f.png)
-    _write_atomic(out_dir / DIAGNOSIS_MARKDOWN_NAME, render_diagnosis_markdown(series, figures, title).encode("utf-8"))
-    _write_atomic(html_path, render_diagnosis_html(series, figures, title).encode("utf-8"))
+        write_atomic(out_dir / f.filename, f.png)
+    write_atomic(out_dir / DIAGNOSIS_MARKDOWN_NAME, render_diagnosis_markdown(series, figures, title))
+    write_atomic(html_path, render_diagnosis_html(series, figures, title))
     logger.info("diagnosis report written to %s", html_path)
     return html_path

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from initlab._checks import did_you_mean
+from initlab.checks import did_you_mean
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import initlab
-from initlab._seeding import derive_seed
+from initlab.seeding import derive_seed
 from initlab.reproduce._base import Result, register
 
 WIDTH = 32

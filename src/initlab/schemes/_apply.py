@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab._checks import did_you_mean
-from initlab._seeding import Seed, derive_seed, make_generator
+from initlab.checks import did_you_mean
+from initlab.seeding import Seed, derive_seed, make_generator
 from initlab.catalog import Initializer, serialize
 from initlab.schemes._auto import Activation, choose_initializer, discover_activations
 from initlab.schemes._forward import ModelInput, check_data

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from initlab._checks import did_you_mean
+from initlab.checks import did_you_mean
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from initlab._checks import check_choice, check_finite, check_int, did_you_mean
+from initlab.checks import check_choice, check_finite, check_int, did_you_mean
 from initlab.catalog import (
     Constant,
     GlorotUniform,

@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 import torch
 
-from initlab._checks import check_choice
-from initlab._seeding import derive_seed
+from initlab.checks import check_choice
+from initlab.seeding import derive_seed
 from initlab.store import EpochRecord, LayerStat, RunSpec, Store, environment_meta, study_lock
 from initlab.studies import _components as components
 from initlab.studies.spec import Study

@@ -30,7 +30,7 @@ from typing import Any
 
 import tomllib
 
-from initlab._checks import check_int, did_you_mean
+from initlab.checks import check_int, did_you_mean
 from initlab.training.settings import TrainSettings
 
 #: The twelve initializers the MNIST article compares (Dense network, Adam, 20 epochs), in its order.

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from initlab._checks import check_choice, check_int, check_nonnegative, check_positive, did_you_mean
+from initlab.checks import check_choice, check_int, check_nonnegative, check_positive, did_you_mean
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["constant", "step", "cosine"]

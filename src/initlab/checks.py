@@ -1,4 +1,4 @@
-"""Validation helpers shared by every module: option strings, numbers and shapes.
+"""Validation helpers shared by every package: option strings, numbers and shapes.
 
 Every check raises a real exception (``ValueError`` or ``TypeError``) whose message quotes the argument, its value,
 what is allowed, and, for strings, the closest allowed values.
