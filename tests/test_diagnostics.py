@@ -145,7 +145,7 @@ def test_orthogonal_tanh_is_near_isometric_and_relu_he_is_not() -> None:
 
 def test_jacobian_singular_values_are_capped_keeping_the_extremes(monkeypatch: pytest.MonkeyPatch) -> None:
     full = diagnose(mlp(2, DIM, "relu", "he_normal", outputs=DIM), batch()).jacobian
-    monkeypatch.setattr("initlab.diagnostics._stats.JACOBIAN_MAX_SINGULAR_VALUES", 50)
+    monkeypatch.setattr("initlab.diagnostics.jacobian.JACOBIAN_MAX_SINGULAR_VALUES", 50)
     capped = diagnose(mlp(2, DIM, "relu", "he_normal", outputs=DIM), batch()).jacobian
     assert full is not None
     assert capped is not None
@@ -157,7 +157,7 @@ def test_jacobian_singular_values_are_capped_keeping_the_extremes(monkeypatch: p
 
 
 def test_jacobian_is_skipped_above_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("initlab.diagnostics._stats.JACOBIAN_MAX_ENTRIES", 100)
+    monkeypatch.setattr("initlab.diagnostics.jacobian.JACOBIAN_MAX_ENTRIES", 100)
     d = diagnose(mlp(1, 16, "relu", "he_normal"), batch())
     assert d.jacobian is None
     assert any("Jacobian skipped" in note and "640" in note for note in d.notes)

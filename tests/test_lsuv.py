@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from initlab.lsuv import LSUV, LSUVWarning, lsuv
-from initlab.schemes import initialize
+from initlab.schemes import LSUV, LSUVWarning, initialize, lsuv
 
 
 def _tanh_mlp(depth: int = 20, width: int = 64) -> nn.Sequential:

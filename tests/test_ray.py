@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import initlab.studies
+import initlab.studies.executors
 from initlab.cli import app
 from initlab.store import Store
-from initlab.studies import Arm, Study, run_study
-from initlab.studies.runner import Progress
+from initlab.studies import Arm, Progress, Study, run_study
 from initlab.training import TrainSettings
 
 try:
@@ -82,7 +81,7 @@ def slow_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple
 
 def kill_shard_0(folder: Path, caplog: pytest.LogCaptureFixture, killed: list[int]) -> Callable[[Progress], None]:
     """A progress callback that SIGKILLs the worker of shard 0 (the runs of seed 0) once its epoch 1 is committed."""
-    caplog.set_level(logging.INFO, logger="initlab.studies.ray_executor")  # the executor logs each task's process
+    caplog.set_level(logging.INFO, logger="initlab.studies.sink")  # the driver logs where each task runs
 
     def on_progress(progress: Progress) -> None:
         if killed or not (folder / "study.sqlite").exists():
@@ -123,7 +122,7 @@ def test_without_retries_left_the_runs_fail_and_a_resume_completes_them(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from initlab.studies import ray_executor
+    from initlab.studies.executors import ray as ray_executor
 
     monkeypatch.setattr(ray_executor, "MAX_RETRIES", 0)
     folder = tmp_path / "ray"
@@ -176,8 +175,8 @@ def test_without_ray_the_executor_stops_at_once_naming_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were not installed
-    monkeypatch.delitem(sys.modules, "initlab.studies.ray_executor", raising=False)
-    monkeypatch.delattr(initlab.studies, "ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "initlab.studies.executors.ray", raising=False)
+    monkeypatch.delattr(initlab.studies.executors, "ray", raising=False)
     with pytest.raises(ImportError, match=r'pip install "initlab\[ray\]"'):
         run_study(digits_study(epochs=1, batch_size=64), tmp_path / "s", executor="ray")
     assert not (tmp_path / "s").exists()

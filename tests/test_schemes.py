@@ -14,14 +14,21 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 import initlab
+from initlab import tracing
 from initlab.schemes import (
+    SCHEME_NAMES,
+    Initialization,
     InitReport,
     Rule,
     Scheme,
+    TorchDefaults,
     UncoveredParameterWarning,
     initialize,
+    resolve,
     slots,
+    uses_data,
 )
+from initlab.seeding import derive_seed
 
 
 def sample_std_tolerance(n: int, k: float = 5.0) -> float:
@@ -652,3 +659,157 @@ def test_auto_numeric_gain_of_an_inplace_activation_equals_the_out_of_place_one(
 def test_lazy_modules_must_be_materialized_first() -> None:
     with pytest.raises(ValueError, match=r"lazy module LazyLinear is not materialized yet; run one forward pass"):
         initialize(nn.Sequential(nn.LazyLinear(4)), "he_normal")
+
+
+# -- one protocol: resolve, apply, needs_data --------------------------------------------------------------------
+PROTOCOL_SPECS = [
+    "he_normal",
+    initlab.GlorotUniform(),
+    {"class_name": "Orthogonal", "config": {"gain": 2.0}},
+    "keras",
+    " Auto ",
+    "torch",
+    "lsuv",
+    {"class_name": "LSUV", "config": {"tol": 0.05}},
+    initlab.LSUV(tol=0.05),
+    {"rules": [{"init": "zeros", "role": "bias"}], "base": "he_normal"},
+    {"class_name": "Scheme", "config": {"base": "keras", "lstm_forget_bias": 2.0}},
+    Scheme([Rule("ones", role="bias")], base="auto"),
+]
+
+
+def _small_mlp() -> nn.Sequential:
+    torch.manual_seed(3)  # the constructor's values, which "torch" re-draws and the rest overwrite
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("spec", PROTOCOL_SPECS, ids=repr)
+def test_every_scheme_resolves_to_one_protocol(spec: object) -> None:
+    resolved = resolve(spec)
+    assert isinstance(resolved, Initialization)
+    assert resolved.needs_data is isinstance(resolved, initlab.LSUV)
+    assert resolve(resolved) is resolved  # an Initialization is used as it is
+
+
+def test_needs_data_is_true_exactly_for_lsuv() -> None:
+    needing = {name for name in SCHEME_NAMES if resolve(name).needs_data}
+    assert needing == {"lsuv"}
+    # "auto" does not need data but uses it when given; so does a Scheme built on it.
+    assert {name for name in SCHEME_NAMES if uses_data(name)} == {"auto", "lsuv"}
+    assert uses_data({"rules": [{"init": "zeros", "role": "bias"}], "base": "auto"})
+    assert not uses_data({"class_name": "Scheme", "config": {"name": "auto", "base": "he_normal"}})
+    assert SCHEME_NAMES == ("auto", "keras", "torch", "lsuv")
+    assert resolve("torch") == TorchDefaults()
+    assert resolve({"class_name": "LSUV", "config": {"tol": 0.05}}) == initlab.LSUV(tol=0.05)
+    # Neither an initializer nor a class is a whole-model initialization.
+    assert not isinstance(initlab.HeNormal(), Initialization)
+    with pytest.raises(TypeError, match="cannot interpret"):
+        resolve(Scheme)
+
+
+def test_resolve_of_an_unknown_name_suggests_the_closest_and_lists_the_model_wide_schemes() -> None:
+    for typo, closest in [("kears", "keras"), ("lsvu", "lsuv"), ("glorot_unifrom", "glorot_uniform")]:
+        with pytest.raises(ValueError, match=rf"unknown scheme {typo!r}.*Did you mean .*{closest!r}") as info:
+            resolve(typo)
+        assert "'auto', 'keras', 'torch', 'lsuv'" in str(info.value)
+    with pytest.raises(ValueError, match=r"'lsuv' is a procedure"):
+        Scheme([], base="lsuv")
+
+
+@pytest.mark.parametrize("spec", ["he_normal", "keras", "auto", "torch", "lsuv"])
+def test_initialize_is_resolve_then_apply_bit_for_bit(spec: str) -> None:
+    x = torch.randn(64, 6, generator=torch.Generator().manual_seed(1))
+    by_initialize, by_apply = _small_mlp(), _small_mlp()
+    report = initialize(by_initialize, spec, seed=0, data=x)
+    again = resolve(spec).apply(by_apply, seed=0, data=x)
+    for (name, a), (_, b) in zip(by_initialize.state_dict().items(), by_apply.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert json.dumps(report.to_dict()) == json.dumps(again.to_dict())
+    other = _small_mlp()
+    initialize(other, spec, seed=1, data=x)
+    assert not torch.equal(other[0].weight, by_initialize[0].weight)  # the comparison above can fail
+
+
+def test_a_resolved_initializer_draws_each_parameter_from_its_own_derived_seed() -> None:
+    model = _small_mlp()
+    resolve("he_normal").apply(model, seed=0)
+    for name, param in model.named_parameters():
+        if name.endswith("weight"):
+            expected = initlab.HeNormal()(tuple(param.shape), seed=derive_seed(0, name))
+        else:
+            expected = torch.zeros_like(param)
+        assert torch.equal(param.detach(), expected), name
+
+
+def test_any_object_with_the_protocol_is_a_scheme() -> None:
+    class ScaleBy:
+        needs_data = False
+
+        def apply(self, model: nn.Module, *, seed: object = None, data: object = None) -> InitReport:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(2.0)
+            return InitReport(scheme="scale by 2", seed=None)
+
+    model = nn.Linear(3, 3)
+    before = model.weight.detach().clone()
+    report = initialize(model, ScaleBy())
+    assert report.scheme == "scale by 2"
+    assert torch.equal(model.weight, 2.0 * before)
+    with pytest.raises(TypeError, match=r"cannot interpret .*ScaleBy.* as a base"):
+        Scheme([], base=ScaleBy())  # type: ignore[arg-type]
+
+
+# -- tracing: one recorder for "auto" and diagnostics --------------------------------------------------------------
+class _FunctionalBlock(nn.Module):
+    """Activations called as functions in forward(): only the recorder's TorchFunctionMode sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.fc2(F.gelu(self.fc1(x))), dim=-1)
+
+
+def test_the_recorder_sees_modules_and_functional_activations_in_call_order() -> None:
+    model = _FunctionalBlock().train()
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    recorder = tracing.Recorder(keep_outputs=True)
+    with tracing.inspection(model), tracing.hooked(model, recorder):
+        assert not model.training
+        assert not torch.is_grad_enabled()
+        out = tracing.run_model(model, x)
+    kinds = [
+        (kind, what if kind == "stop" else getattr(what, "label", type(what).__name__))
+        for kind, what in recorder.events
+    ]
+    assert kinds == [
+        ("module", "Linear"),
+        ("act", "gelu"),
+        ("module", "Linear"),
+        ("stop", "softmax (not elementwise)"),
+    ]
+    assert recorder.events[0][1] is model.fc1
+    assert torch.equal(recorder.snapshots[3], out)  # the kept output of the last event is the model's output
+    assert torch.equal(recorder.snapshots[0], model.fc1(x))
+    assert model.training  # put back as it was
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert tracing.classify_module(model.fc1) == ("layer", model.fc1)
+    assert tracing.classify_module(nn.Dropout()) == ("skip", None)
+
+
+def test_auto_and_diagnostics_read_the_same_trace() -> None:
+    from initlab.diagnostics import diagnose
+
+    model = _FunctionalBlock()
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    report = initialize(model, "auto", seed=0, data=x)
+    assert report["fc1.weight"].activation == "gelu [forward] → numeric"
+    assert report["fc2.weight"].activation == "none (then softmax (not elementwise)) [forward] → lecun"
+    layers = diagnose(model, x, jacobian=False).layers
+    assert [(layer.name, layer.activation, layer.activation_kind) for layer in layers] == [
+        ("fc1", "gelu", "other"),
+        ("fc2", "none", "none"),
+    ]

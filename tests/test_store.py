@@ -20,30 +20,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import initlab.store
-from initlab.store import (
-    DB_FILENAME,
-    EpochRecord,
-    LayerStat,
-    RunSpec,
-    Store,
-    environment_meta,
-    study_lock,
-)
+from initlab.store import DB_FILENAME, EpochRecord, LayerStat, RunSpec, Store
+from initlab.studies.lock import study_lock
+from initlab.studies.machine import environment_meta
 
 NAN, INF = float("nan"), float("inf")
 CONFIG = {"dataset": "mnist", "epochs": 20, "lr": 1e-3, "arms": ["glorot_uniform", "he_normal"], "model": {"h": 256}}
 META = {"initlab": "0.1.0", "torch": "2.13.0", "hostname": "box"}
 
-# A child process imports initlab.store without initlab/__init__.py (which imports torch, ~2 s): a stub package whose
-# __path__ is the source folder. store.py itself only needs the standard library and initlab._checks.
+# A child process imports initlab.store and initlab.studies.lock without initlab/__init__.py and
+# initlab/studies/__init__.py (which import torch, ~2 s): stub packages whose __path__ are the source folders. The store
+# itself only needs the standard library, initlab.checks and initlab.fileio; the lock only the standard library.
 _CHILD_PRELUDE = """
-import sys, types
-pkg = types.ModuleType("initlab")
-pkg.__path__ = [sys.argv[1]]
-sys.modules["initlab"] = pkg
-from initlab.store import EpochRecord, LayerStat, RunSpec, Store, study_lock
+import os, sys, types
+for name, folder in (("initlab", sys.argv[1]), ("initlab.studies", os.path.join(sys.argv[1], "studies"))):
+    pkg = types.ModuleType(name)
+    pkg.__path__ = [folder]
+    sys.modules[name] = pkg
+from initlab.store import EpochRecord, LayerStat, RunSpec, Store
+from initlab.studies.lock import study_lock
 """
-_SRC = str(Path(initlab.store.__file__).parent)
+_SRC = str(Path(initlab.store.__file__).parents[1])  # src/initlab (initlab.store is the package store/)
 
 
 def _child(code: str, *args: str) -> list[str]:

@@ -1,61 +1,122 @@
 """initlab: neural-network weight initialization for PyTorch.
 
 The exact catalog of initializers (Keras' set and torch's) with correct fans for every layout, whole-model schemes
-(``initialize``), real datasets and model builders, and studies that compare initializers by training populations.
+(``initialize``), diagnostics, real datasets and model builders; studies live in :mod:`initlab.studies`.
+
+The names below are loaded on first use (PEP 562): ``import initlab`` itself imports neither torch nor anything else
+heavy, so that ``initlab --help`` answers at once. ``initlab.HeNormal`` imports the catalog (and torch) the first time
+it is touched. The study API (``Study``, ``run_study``, ``Store``, ...) moved to :mod:`initlab.studies`; its old
+top-level names still work, with a ``DeprecationWarning``, for one release.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from initlab import data, models
-from initlab.catalog import (
-    TRUNCATED_STD_FACTOR,
-    CatalogEntry,
-    Constant,
-    Dirac,
-    Distribution,
-    Function,
-    GlorotNormal,
-    GlorotUniform,
-    HeNormal,
-    HeUniform,
-    Identity,
-    Initializer,
-    KaimingNormal,
-    KaimingUniform,
-    LeCunNormal,
-    LeCunUniform,
-    Ones,
-    Orthogonal,
-    RandomNormal,
-    RandomUniform,
-    Sparse,
-    TruncatedNormal,
-    VarianceScaling,
-    XavierNormal,
-    XavierUniform,
-    Zeros,
-    catalog,
-    get,
-    serialize,
-)
-from initlab.diagnostics import Comparison, Diagnosis, Finding, compare_diagnoses, diagnose
-from initlab.fans import Fans, Layout, compute_fans
-from initlab.gains import gain, numeric_gain
-from initlab.lsuv import LSUV, lsuv
-from initlab.schemes import InitEntry, InitReport, Rule, Scheme, UncoveredParameterWarning, initialize
-from initlab.store import Store
-from initlab.studies import Arm, Study, run_study, summarize
-from initlab.training import TrainSettings
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("initlab")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+if TYPE_CHECKING:
+    from initlab import data, models
+    from initlab.catalog import (
+        TRUNCATED_STD_FACTOR,
+        CatalogEntry,
+        Constant,
+        Dirac,
+        Distribution,
+        Function,
+        GlorotNormal,
+        GlorotUniform,
+        HeNormal,
+        HeUniform,
+        Identity,
+        Initializer,
+        KaimingNormal,
+        KaimingUniform,
+        LeCunNormal,
+        LeCunUniform,
+        Ones,
+        Orthogonal,
+        RandomNormal,
+        RandomUniform,
+        Sparse,
+        TruncatedNormal,
+        VarianceScaling,
+        XavierNormal,
+        XavierUniform,
+        Zeros,
+        catalog,
+        get,
+        serialize,
+    )
+    from initlab.diagnostics import Comparison, Diagnosis, Finding, compare_diagnoses, diagnose
+    from initlab.fans import Fans, Layout, compute_fans
+    from initlab.gains import gain, numeric_gain
+    from initlab.schemes import (
+        LSUV,
+        InitEntry,
+        InitReport,
+        Rule,
+        Scheme,
+        UncoveredParameterWarning,
+        initialize,
+        lsuv,
+    )
+
+_CATALOG = (
+    "TRUNCATED_STD_FACTOR", "CatalogEntry", "Constant", "Dirac", "Distribution", "Function", "GlorotNormal",
+    "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer", "KaimingNormal", "KaimingUniform",
+    "LeCunNormal", "LeCunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform", "Sparse", "TruncatedNormal",
+    "VarianceScaling", "XavierNormal", "XavierUniform", "Zeros", "get", "serialize",
+)  # fmt: skip
+_SCHEMES = ("LSUV", "InitEntry", "InitReport", "Rule", "Scheme", "UncoveredParameterWarning", "initialize", "lsuv")
+_DIAGNOSTICS = ("Comparison", "Diagnosis", "Finding", "compare_diagnoses", "diagnose")
+
+#: Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(_CATALOG, "initlab.catalog"),
+    **dict.fromkeys(_SCHEMES, "initlab.schemes"),
+    **dict.fromkeys(_DIAGNOSTICS, "initlab.diagnostics"),
+    **dict.fromkeys(("Fans", "Layout", "compute_fans"), "initlab.fans"),
+    **dict.fromkeys(("gain", "numeric_gain"), "initlab.gains"),
+}
+#: Submodules served as attributes (``initlab.catalog`` is also callable: ``initlab.catalog()`` lists it).
+_SUBMODULES = ("catalog", "data", "models")
+#: Old top-level names of the study API, served from initlab.studies with a DeprecationWarning until 0.3.
+_MOVED = ("Arm", "Store", "Study", "TrainSettings", "run_study", "summarize")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"initlab.{name}")
+    elif name in _MOVED:
+        warnings.warn(
+            f"initlab.{name} moved to initlab.studies.{name}; the old name goes away in initlab 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("initlab.studies"), name)
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("initlab")
+        except PackageNotFoundError:  # running from a source tree that was not installed
+            value = "0.0.0+unknown"
+    else:
+        raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "LSUV",
     "TRUNCATED_STD_FACTOR",
-    "Arm",
     "CatalogEntry",
     "Comparison",
     "Constant",
@@ -85,9 +146,6 @@ __all__ = [
     "Rule",
     "Scheme",
     "Sparse",
-    "Store",
-    "Study",
-    "TrainSettings",
     "TruncatedNormal",
     "UncoveredParameterWarning",
     "VarianceScaling",
@@ -106,7 +164,5 @@ __all__ = [
     "lsuv",
     "models",
     "numeric_gain",
-    "run_study",
     "serialize",
-    "summarize",
 ]

@@ -1,4 +1,12 @@
-"""The initializer catalog: every Keras initializer and the torch-style ones, as config objects."""
+"""The initializer catalog: every Keras initializer and the torch-style ones, as config objects.
+
+``initlab.catalog`` is this package, and calling it lists the catalog (``initlab.catalog()`` is :func:`catalog`):
+the package's class is a callable module, so the call works however the package was first imported.
+"""
+
+import sys
+import types
+from typing import Any
 
 from initlab.catalog._base import Distribution, Initializer
 from initlab.catalog.constant import Constant, Ones, Zeros
@@ -19,6 +27,14 @@ from initlab.catalog.variance_scaling import (
     XavierNormal,
     XavierUniform,
 )
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> list[CatalogEntry]:
+        return catalog(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "TRUNCATED_STD_FACTOR",

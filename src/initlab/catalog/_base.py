@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from initlab.checks import check_shape
-from initlab.seeding import Seed, make_generator
 from initlab.fans import Fans, Layout, LayoutLike, as_layout
+from initlab.seeding import Seed, make_generator
 
 TensorOrArray = TypeVar("TensorOrArray", torch.Tensor, np.ndarray)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from initlab.checks import check_finite
 from initlab.catalog._base import Distribution, Initializer
+from initlab.checks import check_finite
 from initlab.fans import Layout
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from initlab.checks import check_finite, check_nonnegative, check_positive
 from initlab.catalog._base import Distribution, Initializer, trunc_normal_
+from initlab.checks import check_finite, check_nonnegative, check_positive
 from initlab.fans import Layout
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from initlab.checks import did_you_mean
 from initlab.catalog._base import Distribution, Initializer
 from initlab.catalog.constant import Constant, Ones, Zeros
 from initlab.catalog.random import RandomNormal, RandomUniform, TruncatedNormal
@@ -30,6 +29,7 @@ from initlab.catalog.variance_scaling import (
     XavierNormal,
     XavierUniform,
 )
+from initlab.checks import did_you_mean
 from initlab.fans import Layout
 
 

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from initlab.checks import check_finite, check_int
 from initlab.catalog._base import Distribution, Initializer
+from initlab.checks import check_finite, check_int
 from initlab.fans import Layout
 
 

@@ -10,8 +10,8 @@ from typing import Literal, get_args
 
 import torch
 
-from initlab.checks import check_choice, check_finite, check_positive
 from initlab.catalog._base import Distribution, Initializer, trunc_normal_
+from initlab.checks import check_choice, check_finite, check_positive
 from initlab.fans import Layout
 from initlab.gains import ACTIVATION_NAMES, gain
 

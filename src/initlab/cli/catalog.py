@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 import initlab
 from initlab.cli._app import app, console, fail
-from initlab.fans import Layout, as_layout
+
+if TYPE_CHECKING:
+    import torch
 
 _BARS = " ▁▂▃▄▅▆▇█"
 
@@ -59,10 +61,12 @@ def show_command(
     groups: int = typer.Option(1, "--groups", help="Convolution groups (divide the fan-out)."),
 ) -> None:
     """Show an initializer's fans, its theoretical and sampled statistics, and a histogram."""
+    from initlab.fans import Layout, as_layout
+
     try:
         init = initlab.get(name)
         dims = parse_shape(shape)
-        lay: Layout = Layout(as_layout(layout).kind, groups=groups)
+        lay = Layout(as_layout(layout).kind, groups=groups)
         fans = lay.fans(dims)
         theory = init.distribution(dims, lay)
         sample = init(dims, seed=seed, layout=lay)

@@ -1,28 +1,34 @@
-"""``initlab compare`` (the main job) and ``initlab export``."""
+"""``initlab compare`` (the main job) and ``initlab export``.
+
+The command only parses: the study is the defaults (:meth:`Study.quick_article`) or a TOML file, with the flags
+given laid over it (:meth:`Study.with_overrides`); :func:`initlab.studies.check_study` checks it and the executor
+before anything is printed, and :func:`initlab.studies.run_study` runs it. torch and the study engine are imported
+when the command runs, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from initlab.cli._app import app, console, fail
-from initlab.store import Store
-from initlab.studies import Study, run_study, summarize
-from initlab.studies._components import validate
-from initlab.studies.runner import EXECUTORS
-from initlab.studies.runner import Progress as StudyProgress
-from initlab.studies.spec import ARTICLE_INITS
+
+if TYPE_CHECKING:
+    from initlab.studies import Progress as StudyProgress
+    from initlab.studies import Study
 
 DEFAULT_ROOT = Path("initlab-studies")
+DB_FILE = "study.sqlite"  # the Store's file in a study folder (initlab.store.DB_FILENAME), checked without importing it
 
 
 def _resolve_device(device: str) -> str:
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -32,23 +38,17 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def build_study(config_file: Path | None, overrides: dict[str, Any], train_overrides: dict[str, Any]) -> Study:
-    """The study: defaults, then the TOML file, then the flags that were given."""
-    base: dict[str, Any] = {"name": "compare", "inits": list(ARTICLE_INITS), "seeds": 2, "train": {"epochs": 3}}
-    if config_file is not None:
-        file_study = Study.from_toml(config_file)
-        base = file_study.config()
-    config = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("inits") is not None:
-        config.pop("arms", None)
-    if isinstance(config.get("seeds"), int):
-        config["seeds"] = list(range(config["seeds"]))
-    train = dict(config.get("train", {}))
-    train.update({k: v for k, v in train_overrides.items() if v is not None})
-    if train_overrides.get("steps") is not None and train_overrides.get("epochs") is None:
-        train.pop("epochs", None)
-    config["train"] = train
-    return Study.from_config(config)
+def _resumed(resume: Path, given: dict[str, Any]) -> Study:
+    """The study recorded in the folder ``resume``; no study-defining flag may be given with it."""
+    from initlab.studies import Store, Study
+
+    flags = [k for k, v in given.items() if v is not None]
+    if flags:
+        raise ValueError(f"--resume continues a study as it was recorded; drop {', '.join('--' + g for g in flags)}.")
+    if not (resume / DB_FILE).exists():
+        raise ValueError(f"--resume {resume}: no study there (no {DB_FILE}).")
+    with Store.in_dir(resume, readonly=True) as store:
+        return Study.from_config(store.study().config)
 
 
 @app.command("compare")
@@ -80,65 +80,40 @@ def compare_command(
     no_report: bool = typer.Option(False, "--no-report", help="Do not build the HTML report at the end."),
 ) -> None:
     """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
+    from initlab.studies import Study, check_study
+
+    train = dict(epochs=epochs, steps=steps, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                 schedule=schedule, loss=loss, precision=precision, target_accuracy=target)  # fmt: skip
     try:
         dev = _resolve_device(device)
-        if executor not in EXECUTORS:
-            raise ValueError(f"--executor {executor!r} is not allowed; choose {' or '.join(EXECUTORS)}.")
-        if address is not None and executor != "ray":
-            raise ValueError("--address only goes with --executor ray.")
-        if executor == "ray":
-            from initlab.studies import ray_executor  # noqa: F401  (stops here, naming the extra, without Ray)
         if resume is not None:
-            given = [
-                k
-                for k, v in dict(
-                    dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps, config=config
-                ).items()
-                if v is not None
-            ]
-            if given:
-                raise ValueError(
-                    f"--resume continues a study as it was recorded; drop {', '.join('--' + g for g in given)}."
-                )
-            if not (resume / "study.sqlite").exists():
-                raise ValueError(f"--resume {resume}: no study there (no study.sqlite).")
-            with Store.in_dir(resume, readonly=True) as store:
-                study = Study.from_config(store.study().config)
-            folder = resume
+            given = dict(dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps)
+            study, folder = _resumed(resume, {**given, "config": config}), resume
         else:
-            study = build_study(
-                config,
-                dict(
-                    name=name,
-                    dataset=dataset,
-                    model=model,
-                    seeds=seeds,
-                    inits=[n.strip() for n in inits.split(",") if n.strip()] if inits else None,
-                ),
-                dict(
-                    epochs=epochs,
-                    steps=steps,
-                    batch_size=batch_size,
-                    optimizer=optimizer,
-                    lr=lr,
-                    momentum=momentum,
-                    schedule=schedule,
-                    loss=loss,
-                    precision=precision,
-                    target_accuracy=target,
-                ),
-            )
+            base = Study.from_toml(config) if config is not None else Study.quick_article()
+            study = base.with_overrides(name=name, dataset=dataset, model=model, inits=inits, seeds=seeds, train=train)
             folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
-        validate(study)  # stop on a typo before anything is printed or trained
+        check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     except ImportError as exc:  # escaped: Rich would read the extra's "[ray]" as markup
         raise fail(escape(str(exc))) from None
+    _run(study, folder, workers=workers, device=dev, executor=executor, address=address)
+    show_summary(folder)
+    if not no_report:
+        from initlab.report import build_report  # matplotlib is imported only when a report is built
+
+        console.print(f"report: {build_report(folder)}", highlight=False, soft_wrap=True)
+
+
+def _run(study: Study, folder: Path, *, workers: int | None, device: str, executor: str, address: str | None) -> None:
+    """Run the study with a progress bar of run-epochs."""
+    from initlab.studies import run_study
 
     console.print(
         f"[bold]{escape(study.name)}[/]: {len(study.arms)} arms x {len(study.seeds)} seeds on {escape(study.dataset)}"
         f" with {escape(study.model)}, {study.train.optimizer} lr {study.train.lr:g}, batch {study.train.batch_size}"
-        f" ({dev}, {study.train.precision})"
+        f" ({device}, {study.train.precision})"
     )
     columns = (
         TextColumn("{task.description}"),
@@ -161,26 +136,16 @@ def compare_command(
             bar.update(task, total=p.total_epochs, completed=p.done_epochs, description=desc)
 
         try:
-            run_study(
-                study,
-                folder,
-                workers=workers,
-                device=dev,
-                on_progress=on_progress,
-                executor=executor,  # type: ignore[arg-type]
-                address=address,
-            )
+            run_study(study, folder, workers=workers, device=device, on_progress=on_progress,
+                      executor=executor, address=address)  # type: ignore[arg-type]  # fmt: skip
         except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from None
-    show_summary(folder)
-    if not no_report:
-        from initlab.report import build_report  # matplotlib is imported only when a report is built
-
-        console.print(f"report: {build_report(folder)}", highlight=False, soft_wrap=True)
 
 
 def show_summary(folder: Path) -> None:
     """Print the ranked table of the study in ``folder`` and where it is."""
+    from initlab.studies import Store, summarize
+
     with Store.in_dir(folder, readonly=True) as store:
         rows = summarize(store)
         target = store.study().config["train"]["target_accuracy"]
@@ -220,8 +185,10 @@ def export_command(
     out: Path | None = typer.Option(None, help="Where to write (default: the study folder)."),
 ) -> None:
     """Export a study's runs and per-epoch metrics to CSV files or one JSON file."""
-    if not (study_dir / "study.sqlite").exists():
-        raise fail(f"{study_dir}: no study there (no study.sqlite).")
+    from initlab.studies import Store
+
+    if not (study_dir / DB_FILE).exists():
+        raise fail(f"{study_dir}: no study there (no {DB_FILE}).")
     with Store.in_dir(study_dir, readonly=True) as store:
         if fmt == "csv":
             paths = store.export_csv(out or study_dir)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from initlab import data as _data
 from initlab.cli._app import app, console, fail
+
+if TYPE_CHECKING:
+    from initlab.data import DatasetInfo
 
 data_app = typer.Typer(
     help="Data sets, offline: what is available, and preparing them in the cache.",
@@ -23,7 +26,7 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
-def _splits(info: _data.DatasetInfo) -> str:
+def _splits(info: DatasetInfo) -> str:
     if info.split_sizes is None:
         return f"n_samples per split ({info.options.get('n_samples')})"
     return " / ".join(f"{info.split_sizes[s]:,}" for s in ("train", "val", "test"))
@@ -32,6 +35,8 @@ def _splits(info: _data.DatasetInfo) -> str:
 @data_app.command("list")
 def list_command() -> None:
     """List every data set: whether it loads offline now, from where, its splits and shapes."""
+    from initlab import data as _data
+
     table = Table(title="initlab data sets", show_lines=False)
     table.add_column("name", style="bold")
     table.add_column("offline")
@@ -63,6 +68,8 @@ def prepare_command(
     force: bool = typer.Option(False, "--force", help="Rebuild the cached copy even if it checks out."),
 ) -> None:
     """Make a data set available offline: convert or generate it into the cache, checked by sha256."""
+    from initlab import data as _data
+
     options: dict[str, object] = {}
     if name == "mnist":
         options = {"path": path, "download": download}

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 
-from initlab import data as datasets
-from initlab import models
 from initlab.cli._app import app, console, fail
-from initlab.diagnostics import Comparison, Diagnosis, compare_diagnoses, diagnose
-from initlab.schemes import initialize
+
+if TYPE_CHECKING:
+    import torch
+
+    from initlab.data import Dataset
+    from initlab.diagnostics import Comparison, Diagnosis
 
 
-def _batch(dataset: str, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, datasets.Dataset]:
+def _batch(dataset: str, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
     """``batch`` samples of the training split, drawn without replacement by a generator seeded with ``seed``."""
+    import torch
+
+    from initlab import data as datasets
+
     ds = datasets.load(dataset, split="train")
     gen = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(ds), generator=gen)[: min(batch, len(ds))]
@@ -38,6 +44,10 @@ def diagnose_command(
     ),
 ) -> None:
     """Initialize a model and diagnose it on one batch: per-layer statistics, Jacobian spectrum, findings."""
+    from initlab import models
+    from initlab.diagnostics import compare_diagnoses, diagnose
+    from initlab.schemes import initialize
+
     names = [s.strip() for s in scheme.split(",") if s.strip()]
     if not names:
         raise fail("--scheme is empty; give a scheme such as auto, or several: auto,glorot_uniform,zeros.")

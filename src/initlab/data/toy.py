@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from initlab.checks import check_finite, check_int, check_nonnegative, check_positive, check_shape
-from initlab.seeding import derive_seed
 from initlab.data._base import RawSplit
+from initlab.seeding import derive_seed
 
 DEFAULT_SEED = 0
 DEFAULT_N = 1000

@@ -7,7 +7,9 @@ per-layer factor, the ratio of the first layer's gradient norm to the last's and
 singular values (kept, for plotting the spectrum); and :class:`Finding` objects (symmetry, vanishing or exploding
 signal, saturation, dead units, vanishing or exploding gradients), each with a severity, the layers, the figures and
 a suggested scheme. ``compare_diagnoses`` puts several schemes side by side. The thresholds are the constants of
-:mod:`initlab.diagnostics._findings` and :mod:`initlab.diagnostics._stats`, collected in :data:`THRESHOLDS`.
+:mod:`initlab.diagnostics._findings` and :mod:`initlab.diagnostics._stats`, collected in :data:`THRESHOLDS`; the
+Jacobian's limits are in :mod:`initlab.diagnostics.jacobian`. The forward pass is recorded by :mod:`initlab.tracing`,
+as for the "auto" scheme; :mod:`initlab.diagnostics.format` writes the numbers of tables and reports.
 """
 
 from initlab.diagnostics._diagnose import Comparison, Diagnosis, compare_diagnoses, diagnose
@@ -31,17 +33,14 @@ from initlab.diagnostics._findings import (
     FindingKind,
     Severity,
 )
-from initlab.diagnostics._stats import (
-    HISTOGRAM_BINS,
+from initlab.diagnostics._stats import HISTOGRAM_BINS, SIGMOID_SATURATION, TANH_SATURATION, Histogram, LayerStats
+from initlab.diagnostics.jacobian import (
     ISOMETRY_BAND,
     JACOBIAN_MAX_ENTRIES,
     JACOBIAN_MAX_SINGULAR_VALUES,
     JACOBIAN_SAMPLES,
-    SIGMOID_SATURATION,
-    TANH_SATURATION,
-    Histogram,
     JacobianStats,
-    LayerStats,
+    jacobian_spectrum,
 )
 
 __all__ = [
@@ -77,4 +76,5 @@ __all__ = [
     "Severity",
     "compare_diagnoses",
     "diagnose",
+    "jacobian_spectrum",
 ]

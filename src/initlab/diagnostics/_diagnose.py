@@ -10,45 +10,34 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from rich.console import Console, Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 from torch import nn
 
 from initlab.diagnostics._findings import THRESHOLDS, Finding, find, per_layer_factor, signal_chain
 from initlab.diagnostics._stats import (
-    ISOMETRY_BAND,
-    JacobianStats,
     LayerStats,
     LossFn,
-    _diagnosis_mode,
-    _plain,
     check_inputs,
     gradients,
-    jacobian_spectrum,
     layer_stats,
     record,
     resolve_loss,
 )
-from initlab.schemes._forward import ModelInput
+from initlab.diagnostics.format import fmt, pct
+from initlab.diagnostics.jacobian import ISOMETRY_BAND, JacobianStats, jacobian_spectrum
+from initlab.fileio import json_safe
+from initlab.tracing import ModelInput, inspection
+
+if TYPE_CHECKING:  # rich is imported when a table is drawn, so that importing initlab.diagnostics stays light
+    from rich.console import RenderableType
+    from rich.table import Table
+    from rich.text import Text
 
 logger = logging.getLogger("initlab.diagnostics")
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
-
-
-def _fmt(value: float | None, spec: str = ".3g") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 @dataclass(frozen=True)
@@ -93,14 +82,14 @@ class Diagnosis:
         return {
             "label": self.label,
             "batch": self.batch,
-            "input_std": _plain(self.input_std),
-            "signal_ratio": _plain(self.signal_ratio),
-            "signal_factor": _plain(self.signal_factor),
+            "input_std": json_safe(self.input_std),
+            "signal_ratio": json_safe(self.signal_ratio),
+            "signal_factor": json_safe(self.signal_factor),
             "loss_name": self.loss_name,
-            "loss": _plain(self.loss),
-            "grad_norm_ratio": _plain(self.grad_norm_ratio),
-            "grad_ratio": _plain(self.grad_ratio),
-            "grad_factor": _plain(self.grad_factor),
+            "loss": json_safe(self.loss),
+            "grad_norm_ratio": json_safe(self.grad_norm_ratio),
+            "grad_ratio": json_safe(self.grad_ratio),
+            "grad_factor": json_safe(self.grad_factor),
             "jacobian": self.jacobian.to_dict() if self.jacobian is not None else None,
             "layers": [layer.to_dict() for layer in self.layers],
             "findings": [f.to_dict() for f in self.findings],
@@ -115,6 +104,9 @@ class Diagnosis:
 
     def table(self) -> Table:
         """The per-layer statistics as a rich table."""
+        from rich.markup import escape
+        from rich.table import Table
+
         grads = any(layer.grad_weight_std is not None for layer in self.layers)
         title = "diagnosis" + (f" of {self.label}" if self.label else "") + f" on a batch of {self.batch}"
         table = Table(title=escape(title))
@@ -140,35 +132,37 @@ class Diagnosis:
                 escape(f"{layer.name} {layer.module_type}"),
                 escape(layer.activation),
                 str(layer.units),
-                _fmt(layer.pre_std),
-                _fmt(layer.mean),
-                _fmt(layer.std),
-                _pct(layer.saturated),
-                _pct(layer.dead),
+                fmt(layer.pre_std),
+                fmt(layer.mean),
+                fmt(layer.std),
+                pct(layer.saturated),
+                pct(layer.dead),
                 str(layer.duplicates) if layer.duplicates else "",
             ]
             if grads:
-                row += [_fmt(layer.grad_output_std), _fmt(layer.grad_weight_std)]
+                row += [fmt(layer.grad_output_std), fmt(layer.grad_weight_std)]
             table.add_row(*row)
         return table
 
     def summary(self) -> Text:
         """The whole-model figures in one block of text."""
+        from rich.text import Text
+
         lines = [
-            f"signal: last/input std {_fmt(self.signal_ratio)}, per-layer factor {_fmt(self.signal_factor)}",
+            f"signal: last/input std {fmt(self.signal_ratio)}, per-layer factor {fmt(self.signal_factor)}",
         ]
         if self.grad_norm_ratio is not None:
             lines.append(
-                f"gradients ({self.loss_name} loss {_fmt(self.loss)}): first/last layer std of ∂out "
-                f"{_fmt(self.grad_ratio)} (per-layer factor {_fmt(self.grad_factor)}), "
-                f"of ‖∂W‖ {_fmt(self.grad_norm_ratio)}"
+                f"gradients ({self.loss_name} loss {fmt(self.loss)}): first/last layer std of ∂out "
+                f"{fmt(self.grad_ratio)} (per-layer factor {fmt(self.grad_factor)}), "
+                f"of ‖∂W‖ {fmt(self.grad_norm_ratio)}"
             )
         if self.jacobian is not None:
             j = self.jacobian
             low, high = ISOMETRY_BAND
             lines.append(
-                f"Jacobian ({j.outputs}×{j.inputs}, {j.samples} samples): mean σ² {_fmt(j.mean_sq)}, max σ "
-                f"{_fmt(j.max)}, {100 * j.within:.0f}% of σ in [{low:g}, {high:g}], std of log σ {_fmt(j.log_std)}"
+                f"Jacobian ({j.outputs}×{j.inputs}, {j.samples} samples): mean σ² {fmt(j.mean_sq)}, max σ "
+                f"{fmt(j.max)}, {100 * j.within:.0f}% of σ in [{low:g}, {high:g}], std of log σ {fmt(j.log_std)}"
             )
         lines += list(self.notes)
         lines.append(f"({self.seconds:.2f} s)")
@@ -176,6 +170,9 @@ class Diagnosis:
 
     def findings_renderable(self) -> RenderableType:
         """The findings as text: severity, message, suggestion."""
+        from rich.console import Group
+        from rich.text import Text
+
         if not self.findings:
             return Text("no findings: nothing looks wrong with this initialization on this batch.", style="green")
         parts: list[RenderableType] = []
@@ -189,9 +186,13 @@ class Diagnosis:
         return Group(*parts)
 
     def __rich__(self) -> RenderableType:
+        from rich.console import Group
+
         return Group(self.table(), self.summary(), self.findings_renderable())
 
     def __str__(self) -> str:
+        from rich.console import Console
+
         console = Console(width=140, record=True, file=_NullFile(), color_system=None)
         console.print(self)
         return console.export_text()
@@ -236,8 +237,8 @@ def diagnose(
     number of duplicate units. With ``targets``, one backward pass adds the std of ∂loss/∂output and ∂loss/∂weight
     per layer and the ratio of the first layer's ‖∂loss/∂W‖ to the last's. With ``jacobian`` (default) and a single
     input tensor, the singular values of ∂f(x)/∂x over up to ``JACOBIAN_SAMPLES`` samples, when one sample's
-    Jacobian has at most ``JACOBIAN_MAX_ENTRIES`` entries. The findings follow the documented thresholds of
-    :mod:`initlab.diagnostics._findings`.
+    Jacobian has at most ``JACOBIAN_MAX_ENTRIES`` entries (:mod:`initlab.diagnostics.jacobian`). The findings
+    follow the documented thresholds of :mod:`initlab.diagnostics._findings`.
 
     Args:
         model: any ``torch.nn.Module``; left as it was (modes, parameters, their ``.grad``, the random state).
@@ -258,25 +259,61 @@ def diagnose(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     start = time.perf_counter()
     batch = check_inputs(model, inputs)
-    loss_name: str | None = None
-    loss_fn: LossFn | None = None
-    if targets is not None:
-        if not isinstance(targets, torch.Tensor):
-            raise TypeError(f"targets must be a tensor, got {type(targets).__name__}.")
-        if targets.dim() == 0 or targets.shape[0] != batch:
-            raise ValueError(
-                f"targets of shape {tuple(targets.shape)} do not match the batch of {batch} inputs: give one target "
-                "per sample along dimension 0."
-            )
-        loss_name, loss_fn = resolve_loss(loss, targets)
-    elif loss is not None:
-        raise ValueError("loss was given without targets; pass targets= too (gradients need both).")
+    loss_name, loss_fn = _loss_for(loss, targets, batch)
+    layers, loss_value, jac, notes = _measure(model, inputs, targets, loss_name, loss_fn, jacobian=jacobian)
+    input_std = _input_std(inputs)
+    figures = _model_figures(layers, input_std)
+    findings = tuple(find(layers, input_std, figures["grad_ratio"]))
+    for f in findings:
+        logger.info("diagnose: %s %s in %s", f.severity, f.kind, ", ".join(f.layers))
+    return Diagnosis(
+        layers=layers,
+        findings=findings,
+        batch=batch,
+        input_std=input_std,
+        loss_name=loss_name,
+        loss=loss_value,
+        jacobian=jac,
+        notes=tuple(notes),
+        seconds=time.perf_counter() - start,
+        label=label,
+        **figures,
+    )
 
+
+def _loss_for(loss: str | LossFn | None, targets: torch.Tensor | None, batch: int) -> tuple[str | None, LossFn | None]:
+    """The loss's name and function, after checking that ``targets`` fit the batch; ``(None, None)`` without
+    targets."""
+    if targets is None:
+        if loss is not None:
+            raise ValueError("loss was given without targets; pass targets= too (gradients need both).")
+        return None, None
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a tensor, got {type(targets).__name__}.")
+    if targets.dim() == 0 or targets.shape[0] != batch:
+        raise ValueError(
+            f"targets of shape {tuple(targets.shape)} do not match the batch of {batch} inputs: give one target "
+            "per sample along dimension 0."
+        )
+    return resolve_loss(loss, targets)
+
+
+def _measure(
+    model: nn.Module,
+    inputs: ModelInput,
+    targets: torch.Tensor | None,
+    loss_name: str | None,
+    loss_fn: LossFn | None,
+    *,
+    jacobian: bool,
+) -> tuple[tuple[LayerStats, ...], float | None, JacobianStats | None, list[str]]:
+    """One forward pass (and one backward pass with a loss), in eval mode with the model left as it was: each
+    layer's statistics, the loss, the Jacobian spectrum, and notes on what was skipped."""
     notes: list[str] = []
     grads_by_layer: list[tuple[torch.Tensor | None, torch.Tensor | None]]
     loss_value: float | None = None
     jac: JacobianStats | None = None
-    with _diagnosis_mode(model):
+    with inspection(model, grad=True):
         output, recorded = record(model, inputs)
         if loss_fn is not None and targets is not None:
             try:
@@ -301,35 +338,23 @@ def diagnose(
         del output
     if not layers:
         notes.append("no Linear, Bilinear, Conv or ConvTranspose layer was called by the forward pass.")
+    return layers, loss_value, jac, notes
 
-    input_std = _input_std(inputs)
+
+def _model_figures(layers: tuple[LayerStats, ...], input_std: float | None) -> dict[str, float | None]:
+    """The whole-model figures of :class:`Diagnosis`: the signal's and the gradient's first/last ratios and their
+    per-layer factors (see :func:`initlab.diagnostics._findings.per_layer_factor`)."""
     ref, ratios = signal_chain(layers, input_std)
     signal_ratio = ratios[-1] if layers and math.isfinite(ref) else None
-    signal_factor = per_layer_factor(signal_ratio, len(layers)) if signal_ratio is not None else None
-    grad_norm_ratio = _first_over_last([layer.grad_weight_norm for layer in layers])
     grad_ratio = _first_over_last([layer.grad_output_std for layer in layers])
     steps = sum(layer.grad_output_std is not None for layer in layers) - 1
-    grad_factor = per_layer_factor(grad_ratio, steps) if grad_ratio is not None else None
-    findings = tuple(find(layers, input_std, grad_ratio))
-    for f in findings:
-        logger.info("diagnose: %s %s in %s", f.severity, f.kind, ", ".join(f.layers))
-    return Diagnosis(
-        layers=layers,
-        findings=findings,
-        batch=batch,
-        input_std=input_std,
-        signal_ratio=signal_ratio,
-        signal_factor=signal_factor,
-        loss_name=loss_name,
-        loss=loss_value,
-        grad_norm_ratio=grad_norm_ratio,
-        grad_ratio=grad_ratio,
-        grad_factor=grad_factor,
-        jacobian=jac,
-        notes=tuple(notes),
-        seconds=time.perf_counter() - start,
-        label=label,
-    )
+    return {
+        "signal_ratio": signal_ratio,
+        "signal_factor": per_layer_factor(signal_ratio, len(layers)) if signal_ratio is not None else None,
+        "grad_norm_ratio": _first_over_last([layer.grad_weight_norm for layer in layers]),
+        "grad_ratio": grad_ratio,
+        "grad_factor": per_layer_factor(grad_ratio, steps) if grad_ratio is not None else None,
+    }
 
 
 # -- several schemes side by side ---------------------------------------------------------------------------------
@@ -358,6 +383,10 @@ class Comparison:
 
     def table(self) -> Table:
         """One row per scheme: the whole-model figures and the findings."""
+        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=f"initializations compared (seed {self.seed})")
         for name, justify in [
             ("scheme", "left"),
@@ -380,13 +409,13 @@ class Comparison:
                 findings.append(f"{f.kind} ", style=_SEVERITY_STYLE[f.severity])
             table.add_row(
                 escape(label),
-                _fmt(d.signal_factor),
-                _fmt(d.signal_ratio),
-                _fmt(d.grad_ratio),
-                _fmt(d.jacobian.mean_sq) if d.jacobian else "-",
+                fmt(d.signal_factor),
+                fmt(d.signal_ratio),
+                fmt(d.grad_ratio),
+                fmt(d.jacobian.mean_sq) if d.jacobian else "-",
                 f"{100 * d.jacobian.within:.0f}%" if d.jacobian else "-",
-                _pct(max(sats)) if sats else "-",
-                _pct(max(deads)) if deads else "-",
+                pct(max(sats)) if sats else "-",
+                pct(max(deads)) if deads else "-",
                 str(sum(layer.duplicates for layer in d.layers)),
                 findings if d.findings else Text("none", style="green"),
             )
@@ -394,6 +423,9 @@ class Comparison:
 
     def layers_table(self) -> Table:
         """Each layer's pre-activation std under each scheme."""
+        from rich.markup import escape
+        from rich.table import Table
+
         table = Table(title="pre-activation std by layer")
         table.add_column("layer")
         for label in self.labels:
@@ -402,14 +434,18 @@ class Comparison:
         for i in range(rows):
             name = next(d.layers[i].name for d in self.diagnoses if i < len(d.layers))
             table.add_row(
-                escape(name), *(_fmt(d.layers[i].pre_std) if i < len(d.layers) else "-" for d in self.diagnoses)
+                escape(name), *(fmt(d.layers[i].pre_std) if i < len(d.layers) else "-" for d in self.diagnoses)
             )
         return table
 
     def __rich__(self) -> RenderableType:
+        from rich.console import Group
+
         return Group(self.layers_table(), self.table())
 
     def __str__(self) -> str:
+        from rich.console import Console
+
         console = Console(width=160, record=True, file=_NullFile(), color_system=None)
         console.print(self)
         return console.export_text()

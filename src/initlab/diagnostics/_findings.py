@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from initlab.diagnostics._stats import SIGMOID_SATURATION, TANH_SATURATION, LayerStats, _plain
+from initlab.diagnostics._stats import SIGMOID_SATURATION, TANH_SATURATION, LayerStats
+from initlab.fileio import json_safe
 
 FindingKind = Literal[
     "symmetry",
@@ -100,16 +101,8 @@ class Finding:
             "message": self.message,
             "suggestion": self.suggestion,
             "scheme": self.scheme,
-            "figures": {k: _json(v) for k, v in self.figures.items()},
+            "figures": json_safe(self.figures),
         }
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    return _plain(value)
 
 
 # The fix for each activation: (scheme name for initialize(), what it is, what it does).

@@ -1,8 +1,10 @@
-"""Measuring a model on one batch: per-layer statistics in call order, gradients, and the input-output Jacobian.
+"""Measuring a model on one batch: per-layer statistics in call order, and gradients (the input-output Jacobian is
+:mod:`initlab.diagnostics.jacobian`).
 
 A *layer* is one call of a Linear, Bilinear, Conv or ConvTranspose module together with the activation that follows
-it (a module such as ``nn.ReLU`` or a functional call such as ``F.relu``), found as the "auto" scheme finds it
-(:mod:`initlab.schemes._auto`): the first activation recorded after the layer's call, before the next weight layer.
+it (a module such as ``nn.ReLU`` or a functional call such as ``F.relu``), found from the record of a forward pass
+(:class:`initlab.tracing.Recorder`) as the "auto" scheme finds it: the first activation recorded after the layer's
+call, before the next weight layer.
 A normalization module between the two is part of the layer: the *pre-activation* is the activation's input (the
 normalization's output when there is one). Embeddings, recurrent layers and attention are not analysed as layers.
 
@@ -16,10 +18,8 @@ state, and leaves the model's modes and its parameters' ``.grad`` as they were.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,9 +27,22 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 from torch import nn
 
-from initlab.schemes._auto import Activation, _Recorder, classify_module, hooked
-from initlab.schemes._forward import ModelInput, run_model
-from initlab.schemes._roles import CONV_TRANSPOSE_TYPES, CONV_TYPES, EMBEDDING_TYPES, FEEDFORWARD_TYPES, NORM_TYPES
+from initlab.checks import check_choice
+from initlab.fileio import json_safe
+from initlab.tracing import (
+    CONV_TRANSPOSE_TYPES,
+    CONV_TYPES,
+    EMBEDDING_TYPES,
+    FEEDFORWARD_TYPES,
+    NORM_TYPES,
+    Activation,
+    ModelInput,
+    Recorder,
+    classify_module,
+    first_tensor,
+    hooked,
+    run_model,
+)
 
 logger = logging.getLogger("initlab.diagnostics")
 
@@ -39,22 +52,10 @@ TANH_SATURATION = 0.99
 #: A sigmoid unit counts as saturated where σ(x) < 0.01 or σ(x) > 0.99, i.e. |x| > 4.6: its derivative σ(1-σ) is
 #: below 0.0099, 4% of its peak 0.25 (Glorot & Bengio 2010 watch sigmoid units saturate at 0 in deep nets).
 SIGMOID_SATURATION = 0.01
-#: The input-output Jacobian is computed for at most this many samples of the batch (its spectrum is averaged over
-#: them): the singular values of a deep net's Jacobian vary little from input to input (Pennington et al. 2017).
-JACOBIAN_SAMPLES = 8
-#: ... and only when one sample's Jacobian has at most this many entries (outputs × inputs; 4 MiB in float32).
-#: Reverse mode costs one backward pass per output, and the SVD O(min(m, n)² max(m, n)); above the limit the
-#: spectrum is skipped with a note.
-JACOBIAN_MAX_ENTRIES = 1 << 20
-#: Singular values within [0.5, 2] count as "near 1" (dynamical isometry: Saxe et al. 2014, Pennington et al. 2017).
-ISOMETRY_BAND = (0.5, 2.0)
 #: Bins of the per-layer histograms of activations and gradients: 50 equal bins over the observed range, as in the
 #: "activation values per layer" histograms of Glorot & Bengio 2010 (Fig. 3, 6, 7); enough to show a spike at 0 or
 #: a pile-up at ±1 while keeping a stored diagnosis small (about 1 kB per histogram as JSON).
 HISTOGRAM_BINS = 50
-#: At most this many singular values are kept in :class:`JacobianStats` (8 samples × 256 outputs); above it, evenly
-#: spaced order statistics of the sorted values, which keep the spectrum's shape and both extremes.
-JACOBIAN_MAX_SINGULAR_VALUES = 2048
 
 
 @dataclass(frozen=True)
@@ -134,38 +135,8 @@ class LayerStats:
     grad_hist: Histogram | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class JacobianStats:
-    """The singular values of the input-output Jacobian ∂f(x)/∂x, pooled over ``samples`` inputs.
-
-    ``mean_sq`` is the mean squared singular value (1/n · tr JJᵀ), ``max``/``min`` the extremes, ``within`` the
-    fraction in :data:`ISOMETRY_BAND`, and ``log_std`` the std of their natural logarithms, a scale-free measure
-    of spread (0 for an isometry). ``singular_values`` are the values themselves, in ascending order, for plotting
-    the spectrum: all of them up to :data:`JACOBIAN_MAX_SINGULAR_VALUES`, evenly spaced order statistics above.
-    """
-
-    samples: int
-    outputs: int
-    inputs: int
-    mean_sq: float
-    max: float
-    min: float
-    within: float
-    log_std: float
-    singular_values: tuple[float, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in asdict(self).items()}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: non-finite floats become ``None`` (JSON has no NaN or infinity)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        """A JSON-ready record: non-finite numbers become ``None``, histograms plain dicts of lists."""
+        return json_safe(asdict(self))
 
 
 # -- the expected input ------------------------------------------------------------------------------------------
@@ -251,46 +222,6 @@ def _tensors(inputs: object) -> list[torch.Tensor]:
 
 
 # -- recording ---------------------------------------------------------------------------------------------------
-class _TensorRecorder(_Recorder):
-    """The "auto" scheme's recorder, also keeping each recorded module's or functional activation's output."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outputs: dict[int, Any] = {}  # event index -> output
-        self.snapshots: dict[int, torch.Tensor] = {}  # event index -> detached copy, taken before any in-place op
-
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        before = len(self.events)
-        out = super().__torch_function__(func, types, args, kwargs)
-        if len(self.events) > before:
-            self._keep(before, out)
-        return out
-
-    def _keep(self, index: int, output: Any) -> None:
-        self.outputs[index] = output
-        tensor = _tensor_of(output)
-        if tensor is not None:
-            self.snapshots[index] = tensor.detach().clone()
-
-    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        super().post_hook(module, args, output)
-        self._keep(len(self.events) - 1, output)
-
-
-@contextlib.contextmanager
-def _diagnosis_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and a forked random state, put back on exit; gradients stay on (unlike ``inspection``)."""
-    modes = [(m, m.training) for m in model.modules()]
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    try:
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            model.eval()
-            yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 @dataclass
 class _Layer:
     """A layer while it is being assembled from the events."""
@@ -303,22 +234,14 @@ class _Layer:
     activation: Activation | None = None
 
 
-def _tensor_of(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
-
-
 def record(model: nn.Module, inputs: ModelInput) -> tuple[Any, list[_Layer]]:
     """Run the model once on ``inputs`` and return its output and its layers in call order.
 
-    Must run inside :func:`_diagnosis_mode`. Raises ``ValueError`` (saying what the model expects) if the forward
-    pass fails.
+    Must run inside ``inspection(model, grad=True)`` (:func:`initlab.tracing.inspection`). Raises ``ValueError``
+    (saying what the model expects) if the forward pass fails.
     """
     names = {id(m): n for n, m in model.named_modules()}
-    recorder = _TensorRecorder()
+    recorder = Recorder(keep_outputs=True)
     try:
         with hooked(model, recorder):
             output = run_model(model, inputs)
@@ -332,7 +255,7 @@ def record(model: nn.Module, inputs: ModelInput) -> tuple[Any, list[_Layer]]:
     calls: dict[int, int] = {}
     current: _Layer | None = None
     for i, (kind, what) in enumerate(recorder.events):
-        out = _tensor_of(recorder.outputs.get(i))
+        out = first_tensor(recorder.outputs.get(i))
         snap = recorder.snapshots.get(i)
         if kind == "module":
             cls, value = classify_module(what)
@@ -468,8 +391,6 @@ def resolve_loss(loss: str | LossFn | None, targets: torch.Tensor) -> tuple[str,
             return loss, lambda out, y: F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
         if loss == "bce":
             return loss, lambda out, y: F.binary_cross_entropy_with_logits(out, y.reshape(out.shape).to(out.dtype))
-        from initlab.checks import check_choice
-
         check_choice("loss", loss, LOSSES)
     if callable(loss):
         return getattr(loss, "__name__", type(loss).__name__), loss
@@ -482,7 +403,7 @@ def gradients(
     output: Any, layers: list[_Layer], targets: torch.Tensor, loss_fn: LossFn
 ) -> tuple[float, list[tuple[torch.Tensor | None, torch.Tensor | None]]]:
     """The loss and, per layer, ∂loss/∂output and ∂loss/∂weight (``None`` where not in the graph)."""
-    out = _tensor_of(output)
+    out = first_tensor(output)
     if out is None:
         raise TypeError(f"the model returned {type(output).__name__}; a loss needs a tensor output.")
     value = loss_fn(out, targets)
@@ -507,59 +428,3 @@ def gradients(
     return float(value.detach()), [
         (grads[o] if o is not None else None, grads[w] if w is not None else None) for o, w in slots
     ]
-
-
-# -- the Jacobian ------------------------------------------------------------------------------------------------
-def jacobian_spectrum(model: nn.Module, inputs: ModelInput, output: Any) -> tuple[JacobianStats | None, str | None]:
-    """Singular values of ∂f(x)/∂x for up to :data:`JACOBIAN_SAMPLES` samples, or ``None`` and why not."""
-    out = _tensor_of(output)
-    if not isinstance(inputs, torch.Tensor) or out is None or out.shape[:1] != inputs.shape[:1]:
-        return None, "Jacobian skipped: it needs one input tensor and one output tensor with the same batch dimension."
-    if not inputs.is_floating_point():
-        return None, "Jacobian skipped: the inputs are not floating point (no derivative with respect to them)."
-    n_in = math.prod(inputs.shape[1:])
-    n_out = math.prod(out.shape[1:])
-    if n_in * n_out > JACOBIAN_MAX_ENTRIES:
-        return None, (
-            f"Jacobian skipped: one sample's Jacobian has {n_out} × {n_in} = {n_out * n_in:,} entries, above the "
-            f"limit of {JACOBIAN_MAX_ENTRIES:,} (JACOBIAN_MAX_ENTRIES)."
-        )
-    xs = inputs[:JACOBIAN_SAMPLES].detach().clone().requires_grad_(True)
-    # Reverse mode, one backward pass per output over all the samples at once: row j of every sample's Jacobian is
-    # ∂(Σ_i f(x_i)_j)/∂x, as samples do not interact in eval mode. (torch.func.jacrev would do the same, but its
-    # first use imports torch._dynamo, which takes seconds.)
-    ys = _tensor_of(model(xs)).reshape(len(xs), -1)  # type: ignore[union-attr]
-    if not ys.requires_grad:
-        return None, "Jacobian skipped: the output does not depend differentiably on the inputs."
-    rows = []
-    for j in range(n_out):
-        (g,) = torch.autograd.grad(ys[:, j].sum(), xs, retain_graph=j < n_out - 1, allow_unused=True)
-        rows.append(torch.zeros_like(xs) if g is None else g)
-    jac = torch.stack(rows, dim=1)  # (samples, outputs, *input shape)
-    sv = torch.linalg.svdvals(jac.detach().reshape(len(xs), n_out, n_in).double()).reshape(-1)
-    low, high = ISOMETRY_BAND
-    positive = sv[sv > 0]
-    return (
-        JacobianStats(
-            samples=len(xs),
-            outputs=n_out,
-            inputs=n_in,
-            mean_sq=float((sv**2).mean()),
-            max=float(sv.max()),
-            min=float(sv.min()),
-            within=float(((sv >= low) & (sv <= high)).double().mean()),
-            log_std=float(positive.log().std(correction=0)) if positive.numel() > 1 else float("nan"),
-            singular_values=_capped(sv),
-        ),
-        None,
-    )
-
-
-def _capped(sv: torch.Tensor, limit: int | None = None) -> tuple[float, ...]:
-    """``sv`` sorted ascending; above ``limit`` values, that many evenly spaced order statistics (min and max kept)."""
-    limit = JACOBIAN_MAX_SINGULAR_VALUES if limit is None else limit
-    ordered = sv.detach().double().cpu()
-    ordered = ordered[torch.isfinite(ordered)].sort().values  # JSON has no NaN or infinity
-    if ordered.numel() > limit:
-        ordered = ordered[torch.linspace(0, ordered.numel() - 1, limit).round().long()]
-    return tuple(float(v) for v in ordered)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +30,8 @@ HTML_NAME = "report.html"
 MARKDOWN_NAME = "summary.md"
 # Diagnostics payloads are free-form; a report shows at most this many values per run so the page stays readable.
 _MAX_DIAGNOSTIC_ROWS = 200
+# Per arm, the stored diagnoses of its first seed as (epoch, Diagnosis.to_dict() payload), by epoch.
+_ArmDiagnoses = dict[str, list[tuple[int, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _is_diagnosis(payload: Any) -> bool:
     )
 
 
-def _first_seed_diagnoses(data: StudyData) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+def _first_seed_diagnoses(data: StudyData) -> _ArmDiagnoses:
     """Per arm (study order), the stored diagnoses ``(epoch, payload)`` of its first seed that has any."""
     by_run: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for run_id, epoch, payload in data.diagnostics:
@@ -220,26 +221,44 @@ def diagnostic_figures(data: StudyData) -> list[Figure]:
     model = data.study.config.get("model", "")
     figures = []
     if at_init:
-        figures.append(
-            Figure(
-                "diagnostics_depth.png",
-                "Activation and gradient std by layer at initialization",
-                "The std of each layer's output (left) and of the back-propagated gradient ∂loss/∂output (right) over "
-                "the diagnosis batch, at initialization (epoch 0), layers in call order; one line per arm, its first "
-                "seed. A flat profile keeps the signal and the gradient at one scale through depth (Glorot & Bengio "
-                "2010; He et al. 2015). Log scale (symmetric log, linear near 0, when a std is exactly 0).",
-                "Per-layer activation std and gradient std at initialization, one line per arm",
-                _figures.depth_profile(
-                    at_init,
-                    styles,
-                    title=f"Signal and gradient by layer at initialization (first seed of each arm); {model}",
-                    legend_title="arm (init scheme)",
-                ),
-            )
-        )
+        figures.append(_depth_figure(at_init, styles, model))
+    picked = _picked_layers(runs)
+    figures.append(_histogram_figure(runs, picked, model))
+    if any(len(points) > 1 for points in runs.values()):
+        figures.append(_over_training_figure(runs, styles, picked))
+    return figures
+
+
+def _picked_layers(runs: _ArmDiagnoses) -> list[str]:
+    """The first, a middle and the last layer of the deepest stored diagnosis (all of them when there are 3 or less)."""
     payloads = [payload for points in runs.values() for _, payload in points]
     names = [str(layer["name"]) for layer in max((p["layers"] for p in payloads), key=len)]
-    picked = [names[0], names[len(names) // 2], names[-1]] if len(names) > 3 else names
+    return [names[0], names[len(names) // 2], names[-1]] if len(names) > 3 else names
+
+
+def _depth_figure(
+    at_init: list[tuple[str, dict[str, Any]]], styles: Mapping[str, _figures.ArmStyle], model: object
+) -> Figure:
+    """Activation and gradient std against depth at initialization, one line per arm."""
+    return Figure(
+        "diagnostics_depth.png",
+        "Activation and gradient std by layer at initialization",
+        "The std of each layer's output (left) and of the back-propagated gradient ∂loss/∂output (right) over "
+        "the diagnosis batch, at initialization (epoch 0), layers in call order; one line per arm, its first "
+        "seed. A flat profile keeps the signal and the gradient at one scale through depth (Glorot & Bengio "
+        "2010; He et al. 2015). Log scale (symmetric log, linear near 0, when a std is exactly 0).",
+        "Per-layer activation std and gradient std at initialization, one line per arm",
+        _figures.depth_profile(
+            at_init,
+            styles,
+            title=f"Signal and gradient by layer at initialization (first seed of each arm); {model}",
+            legend_title="arm (init scheme)",
+        ),
+    )
+
+
+def _histogram_figure(runs: _ArmDiagnoses, picked: list[str], model: object) -> Figure:
+    """Activation histograms of the ``picked`` layers, one row per arm, at its first and last diagnosed epoch."""
     epochs = sorted({points[0][0] for points in runs.values()} | {points[-1][0] for points in runs.values()})
     epoch_styles = _figures.arm_styles([f"epoch {e}" for e in epochs])
     panels = []
@@ -256,43 +275,41 @@ def diagnostic_figures(data: StudyData) -> list[Figure]:
         if len(epochs) > 1
         else ", at initialization."
     )
-    figures.append(
-        Figure(
-            "diagnostics_histograms.png",
-            "Activation histograms per layer",
-            "The distribution of the outputs of the first, a middle and the last layer over the diagnosis batch "
-            f"(Glorot & Bengio 2010 style: density on a log axis), one row per arm (first seed){when} Each panel has "
-            "its own x range.",
-            "Histograms of activation values of the first, a middle and the last layer for each arm",
-            _figures.histogram_panels(
-                panels,
-                epoch_styles,
-                ncols=len(picked),
-                xlabel="activation value (layer output)",
-                title=f"Activation values per layer, first seed of each arm; {model}",
-                legend_title="diagnosed at",
-                row_labels=list(runs),
-            ),
-        )
+    return Figure(
+        "diagnostics_histograms.png",
+        "Activation histograms per layer",
+        "The distribution of the outputs of the first, a middle and the last layer over the diagnosis batch "
+        f"(Glorot & Bengio 2010 style: density on a log axis), one row per arm (first seed){when} Each panel has "
+        "its own x range.",
+        "Histograms of activation values of the first, a middle and the last layer for each arm",
+        _figures.histogram_panels(
+            panels,
+            epoch_styles,
+            ncols=len(picked),
+            xlabel="activation value (layer output)",
+            title=f"Activation values per layer, first seed of each arm; {model}",
+            legend_title="diagnosed at",
+            row_labels=list(runs),
+        ),
     )
-    if any(len(points) > 1 for points in runs.values()):
-        figures.append(
-            Figure(
-                "diagnostics_over_training.png",
-                "Activation and gradient std over training",
-                "The std of the outputs (top) and of the back-propagated gradients (bottom) of the first, a middle and "
-                "the last layer at each epoch with a stored diagnosis (epoch 0: at initialization), one line per arm "
-                "(first seed). Log scale (symmetric log when a std is exactly 0).",
-                "Per-layer activation std and gradient std against epoch for each arm",
-                _figures.diagnostics_over_training(
-                    runs,
-                    styles,
-                    picked,
-                    title="Signal and gradient std of a few layers during training (first seed of each arm)",
-                ),
-            )
-        )
-    return figures
+
+
+def _over_training_figure(runs: _ArmDiagnoses, styles: Mapping[str, _figures.ArmStyle], picked: list[str]) -> Figure:
+    """Activation and gradient std of the ``picked`` layers against epoch, one line per arm."""
+    return Figure(
+        "diagnostics_over_training.png",
+        "Activation and gradient std over training",
+        "The std of the outputs (top) and of the back-propagated gradients (bottom) of the first, a middle and "
+        "the last layer at each epoch with a stored diagnosis (epoch 0: at initialization), one line per arm "
+        "(first seed). Log scale (symmetric log when a std is exactly 0).",
+        "Per-layer activation std and gradient std against epoch for each arm",
+        _figures.diagnostics_over_training(
+            runs,
+            styles,
+            picked,
+            title="Signal and gradient std of a few layers during training (first seed of each arm)",
+        ),
+    )
 
 
 def make_figures(data: StudyData) -> list[Figure]:

@@ -20,11 +20,6 @@ from initlab.studies import ArmSummary, summarize
 
 logger = logging.getLogger(__name__)
 
-# Schemes that look at data when they initialize; the report gives them the batch the runner gives them.
-_DATA_SCHEMES = ("lsuv", "auto")
-# The runner initializes from 256 training samples drawn with the run's seed (initlab.studies.runner.train_shard).
-_INIT_SAMPLES = 256
-
 
 @dataclass(frozen=True)
 class InitLayer:
@@ -136,78 +131,44 @@ def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
     )
 
 
-def _needs_data(scheme: Any) -> bool:
-    if isinstance(scheme, str):
-        return scheme in _DATA_SCHEMES
-    if isinstance(scheme, Mapping):
-        return str(scheme.get("name", "")).lower() in _DATA_SCHEMES or "lsuv" in str(scheme).lower()
-    return False
-
-
 def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[ArmInit]:
     """Each arm's model built from the study config and initialized with the arm's scheme and first seed.
 
-    Nothing is trained; the model is initialized exactly as the runner initializes it (same scheme, seed and, for
-    data-dependent schemes, the same 256 training samples), so the histograms show the weights the run started from.
-    A failure for one arm (a model or data set this machine cannot build) is recorded in ``ArmInit.error`` and
-    logged, never raised: the rest of the report does not depend on it.
+    Nothing is trained; the model is initialized exactly as a study initializes it (:mod:`initlab.studies.build`:
+    same scheme, seed and, for schemes that look at data, the same training samples), so the histograms show the
+    weights the run started from. A failure for one arm (a model or data set this machine cannot build) is recorded
+    in ``ArmInit.error`` and logged, never raised: the rest of the report does not depend on it.
     """
-    import torch
+    from initlab.studies import Study, build
 
-    from initlab import data as _data
-    from initlab import models as _models
-    from initlab.studies import _components as components
-
-    arms = config.get("arms", [])
-    seeds = list(config.get("seeds", [0]))
-    first_seed = {}
+    first_seed: dict[str, int] = {}
     for r in runs:
         first_seed[r.arm] = min(first_seed.get(r.arm, r.seed), r.seed)
-    dataset = str(config.get("dataset", ""))
-    options = dict(config.get("dataset_options", {}))
-    normalize = config.get("normalize", "standardize")
-    normalize = None if normalize == "none" else normalize
-    train_cache: list[Any] = []
-
-    def train_split() -> Any:
-        if not train_cache:
-            train_cache.append(_data.load(dataset, split="train", normalize=normalize, **options))
-        return train_cache[0]
-
     try:
-        if options:  # the registry's shapes hold for the default options only
-            input_shape, num_classes = train_split().input_shape, train_split().num_classes
-        else:
-            meta = _data.info(dataset)
-            input_shape, num_classes = meta.input_shape, meta.num_classes
+        study = Study.from_config(config)
+        source = build.InitSource(study)
     except Exception as exc:
-        logger.warning("cannot size the model of data set %r for the initial weights: %s", dataset, exc)
-        return [ArmInit(arm=str(a["label"]), seed=seeds[0] if seeds else 0, error=str(exc)) for a in arms]
-
+        logger.warning("cannot size the model of the study for the initial weights: %s", exc)
+        seed = int(next(iter(config.get("seeds", [])), 0))
+        return [ArmInit(arm=str(a["label"]), seed=seed, error=str(exc)) for a in config.get("arms", [])]
     out = []
-    for a in arms:
-        label, scheme = str(a["label"]), a["scheme"]
-        seed = int(first_seed.get(label, seeds[0] if seeds else 0))
+    for arm in study.arms:
+        seed = int(first_seed.get(arm.label, study.seeds[0]))
         try:
-            model = _models.build(config["model"], input_shape=tuple(input_shape), num_classes=num_classes)
-            sample = None
-            if _needs_data(scheme):
-                x = train_split().x
-                pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:_INIT_SAMPLES]
-                sample = x[pick]
-            components.initialize(model, scheme, seed=seed, data=sample)
-            layers = [
-                InitLayer(
-                    name=name,
-                    shape=tuple(p.shape),
-                    values=p.detach().double().flatten().numpy().copy(),
-                    norm=float(p.detach().double().norm()),
-                )
-                for name, p in model.named_parameters()
-                if p.dim() >= 2
-            ]
-            out.append(ArmInit(arm=label, seed=seed, layers=layers))
+            model = source.initial_model(arm.scheme, seed)
         except Exception as exc:
-            logger.warning("cannot rebuild the initial weights of arm %r: %s", label, exc)
-            out.append(ArmInit(arm=label, seed=seed, error=f"{type(exc).__name__}: {exc}"))
+            logger.warning("cannot rebuild the initial weights of arm %r: %s", arm.label, exc)
+            out.append(ArmInit(arm=arm.label, seed=seed, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        layers = [
+            InitLayer(
+                name=name,
+                shape=tuple(p.shape),
+                values=p.detach().double().flatten().numpy().copy(),
+                norm=float(p.detach().double().norm()),
+            )
+            for name, p in model.named_parameters()
+            if p.dim() >= 2
+        ]
+        out.append(ArmInit(arm=arm.label, seed=seed, layers=layers))
     return out

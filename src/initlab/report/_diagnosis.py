@@ -16,7 +16,8 @@ from typing import Any
 import jinja2
 
 from initlab.diagnostics import ISOMETRY_BAND, Comparison, Diagnosis
-from initlab.diagnostics._diagnose import _fmt, _pct
+from initlab.diagnostics.format import fmt as _fmt
+from initlab.diagnostics.format import pct as _pct
 from initlab.fileio import write_atomic
 from initlab.report import _figures
 from initlab.report._build import Figure, _md_cell, _resolve_out

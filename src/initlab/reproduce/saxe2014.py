@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 import initlab
-from initlab.seeding import derive_seed
 from initlab.reproduce._base import Result, register
+from initlab.seeding import derive_seed
 
 WIDTH = 32
 SAMPLES = 256

@@ -1,36 +1,34 @@
-"""``initialize``: apply a scheme to every parameter of a model and report what was done.
+"""Applying a :class:`~initlab.schemes.Scheme`'s rules to every parameter of a model, and reporting what was done.
 
 Seeding. ``seed=None`` draws from torch's default generator (so ``torch.manual_seed`` is honoured); an ``int`` gives
 every parameter (every gate or projection block of a packed one) its own CPU generator seeded with
 ``derive_seed(seed, key)``, where ``key`` is the parameter's qualified name with its block (``"rnn.weight_hh_l0[f]"``).
 A parameter's values therefore depend only on the seed, its name and its rule: they are bitwise identical on every
 run on CPU, and adding a layer or a rule elsewhere leaves them unchanged. A ``torch.Generator`` is used for every
-parameter in module order. The "torch" scheme, which calls each module's own ``reset_parameters``, cannot take a
-generator: with an ``int`` seed it seeds torch's default generator inside ``torch.random.fork_rng``, so the global
-random state is the same afterwards as before.
+parameter in module order. (The "torch" scheme, :class:`~initlab.schemes.TorchDefaults`, seeds differently: see
+there.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
-import warnings
-from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from initlab.checks import did_you_mean
-from initlab.seeding import Seed, derive_seed, make_generator
 from initlab.catalog import Initializer, serialize
-from initlab.schemes._auto import Activation, choose_initializer, discover_activations
-from initlab.schemes._forward import ModelInput, check_data
+from initlab.checks import did_you_mean
+from initlab.schemes._auto import choose_initializer, discover_activations
 from initlab.schemes._report import InitEntry, InitReport
-from initlab.schemes._roles import EMBEDDING_TYPES, Slot, slots
-from initlab.schemes._rules import AUTO, Rule, Scheme, SchemeLike, as_scheme, initializer_gain
+from initlab.schemes._roles import Slot, slots
+from initlab.schemes._rules import AUTO, Rule, initializer_gain
+from initlab.schemes.base import warn_user
+from initlab.seeding import Seed, derive_seed
+from initlab.tracing import EMBEDDING_TYPES, Activation, ModelInput
+
+if TYPE_CHECKING:
+    from initlab.schemes._scheme import Scheme
 
 logger = logging.getLogger("initlab.schemes")
 
@@ -39,87 +37,14 @@ class UncoveredParameterWarning(UserWarning):
     """A parameter that no rule of the scheme covers; it keeps its values and is listed in ``report.uncovered``."""
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../initlab
-
-
-def warn_user(message: str, category: type[Warning]) -> None:
-    """Log ``message`` and issue a warning attributed to the first caller outside initlab."""
-    logger.warning(message)
-    level, frame = 1, sys._getframe(0)
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(message, category, stacklevel=level)
-
-
-def initialize(
-    model: nn.Module,
-    scheme: SchemeLike | Any,
-    *,
-    seed: Seed = None,
-    data: ModelInput | None = None,
-) -> InitReport:
-    """Initialize every parameter of ``model`` in place by ``scheme`` and return an :class:`InitReport`.
-
-    ``scheme`` is one of:
-
-    * an initializer (object, name such as ``"he_normal"``, or config dict): it initializes every weight matrix,
-      kernel and embedding; recurrent (hidden-hidden) matrices are orthogonal, gate by gate; biases become zeros;
-      normalization layers get scale 1 and shift 0 (:meth:`Scheme.from_initializer`);
-    * ``"keras"``: Keras' layer defaults (:meth:`Scheme.keras`);
-    * ``"torch"``: each module's own ``reset_parameters`` (children before their parent, so that
-      MultiheadAttention ends as constructed): puts a model back to PyTorch's defaults;
-    * ``"auto"``: He, LeCun, Glorot or a numeric gain, chosen by the activation that follows each layer
-      (:meth:`Scheme.auto`, :func:`initlab.schemes.choose_initializer`); ``data``, if given, is the input of the one
-      forward pass that finds the activations;
-    * ``"lsuv"`` or an :class:`initlab.lsuv.LSUV` config: layer-sequential unit variance; needs ``data``;
-    * a :class:`Scheme` of ordered rules, or its config dict.
-
-    ``data`` is one input tensor, a tuple/list of positional inputs or a dict of keyword inputs (inputs only, no
-    targets). See the module docstring for ``seed``. A parameter shared by several modules (tied weights) is
-    initialized and reported once; a parameter no rule covers keeps its values, is listed in ``report.uncovered``
-    and issues an :class:`UncoveredParameterWarning`.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    make_generator(seed)  # validates the seed's type and range
-    if data is not None:
-        check_data(data)
-    resolved = resolve(scheme)
-    if resolved == "torch":
-        return apply_torch_defaults(model, seed=seed)
-    if isinstance(resolved, Scheme):
-        return apply_scheme(model, resolved, seed=seed, data=data)
-    return resolved.apply(model, data=data, seed=seed)
-
-
-def resolve(scheme: SchemeLike | Any) -> Any:
-    """A :class:`Scheme`, the string ``"torch"``, or an :class:`initlab.lsuv.LSUV` config."""
-    from initlab.lsuv import LSUV  # lsuv builds on this module
-
-    if isinstance(scheme, LSUV):
-        return scheme
-    if isinstance(scheme, str) and scheme.strip().lower() in ("torch", "lsuv"):
-        return "torch" if scheme.strip().lower() == "torch" else LSUV()
-    if isinstance(scheme, Mapping) and scheme.get("class_name") == "LSUV":
-        return LSUV.from_dict(scheme)
-    return as_scheme(scheme)
-
-
-def serialize_scheme(scheme: Scheme | str) -> Any:
-    """The config form of a scheme, which :func:`initialize` accepts back."""
-    if isinstance(scheme, Scheme):
-        return {"class_name": "Scheme", "config": scheme.to_dict()}
-    return scheme
-
-
 def _slot_seed(seed: Seed, slot: Slot) -> int | torch.Generator | None:
     if seed is None or isinstance(seed, torch.Generator):
         return seed
     return derive_seed(seed, slot.key)
 
 
-def _entry(slot: Slot) -> InitEntry:
+def blank_entry(slot: Slot) -> InitEntry:
+    """The report entry of ``slot`` before anything is applied: names, role, shape and fans."""
     try:
         fans = slot.layout.fans(slot.shape)
         fan_in, fan_out = fans.fan_in, fans.fan_out
@@ -146,10 +71,10 @@ def apply_rules(
     activations = discover_activations(model, data) if scheme.uses_auto else {}
     rules = scheme.effective_rules()
     matched_rules: set[int] = set()
-    report = InitReport(scheme=serialize_scheme(scheme), seed=seed if isinstance(seed, int) else None)
+    report = InitReport(scheme=scheme.to_config(), seed=seed if isinstance(seed, int) else None)
     pairs: list[tuple[InitEntry, Slot]] = []
     for slot in slots(model):
-        entry = _entry(slot)
+        entry = blank_entry(slot)
         pairs.append((entry, slot))
         report.entries.append(entry)
         index, rule = next(((i, r) for i, r in enumerate(rules) if r.matches(slot)), (None, None))
@@ -172,15 +97,10 @@ def apply_rules(
         _keep_padding_row(slot, entry)
     _reset_running_stats(model)
     _warn_unused(model, scheme, rules, matched_rules)
-    _warn_uncovered(report)
+    warn_uncovered(report)
     for entry, slot in pairs:
         entry.measure(slot.tensor)
     return report, pairs
-
-
-def apply_scheme(model: nn.Module, scheme: Scheme, *, seed: Seed = None, data: ModelInput | None = None) -> InitReport:
-    """Apply a rule-based :class:`Scheme` to ``model`` (see :func:`initialize`)."""
-    return apply_rules(model, scheme, seed=seed, data=data)[0]
 
 
 def _resolve_init(
@@ -214,7 +134,8 @@ def _reset_running_stats(model: nn.Module) -> None:
             logger.debug("reset the running statistics of %s", name or type(module).__name__)
 
 
-def _warn_uncovered(report: InitReport) -> None:
+def warn_uncovered(report: InitReport) -> None:
+    """Warn (:class:`UncoveredParameterWarning`) about the parameters no rule covered, if any."""
     if not report.uncovered:
         return
     message = (
@@ -241,65 +162,3 @@ def _warn_unused(model: nn.Module, scheme: Scheme, rules: list[Rule], matched: s
                 f"rule {rule.describe()!r} matched nothing: {unknown[0]!r} is no class in the model or torch.nn.{hint}"
             )
             warn_user(message, UserWarning)
-
-
-# -- "torch": each module's own reset_parameters -----------------------------------------------------------------
-def _post_order(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    seen: set[int] = set()
-
-    def visit(prefix: str, module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-        if id(module) in seen:
-            return
-        seen.add(id(module))
-        for name, child in module.named_children():
-            yield from visit(f"{prefix}.{name}" if prefix else name, child)
-        yield prefix, module
-
-    yield from visit("", model)
-
-
-def apply_torch_defaults(model: nn.Module, *, seed: Seed = None) -> InitReport:
-    """PyTorch's own defaults: every module that owns parameters runs its ``reset_parameters()``.
-
-    Modules run children before their parent, so that a MultiheadAttention (whose ``_reset_parameters`` also zeros
-    its ``out_proj.bias``) and an ``nn.Transformer`` (whose ``_reset_parameters`` re-draws every matrix with
-    Xavier uniform) end as their constructors leave them. With an ``int`` seed this equals
-    ``torch.manual_seed(seed)`` followed by the same calls, and leaves the global random state as it was.
-    """
-    if isinstance(seed, torch.Generator):
-        raise TypeError(
-            "the 'torch' scheme calls each module's reset_parameters, which cannot take a generator; pass an int seed "
-            "or None."
-        )
-    how: dict[int, str] = {}
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    context = torch.random.fork_rng(devices=devices) if seed is not None else contextlib.nullcontext()
-    with context:
-        if seed is not None:
-            torch.manual_seed(seed)
-        for _, module in _post_order(model):
-            owns = any(True for _ in module.parameters(recurse=False))
-            if owns and callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
-                how[id(module)] = f"{type(module).__name__}.reset_parameters()"
-            elif owns and isinstance(module, nn.MultiheadAttention):
-                module._reset_parameters()
-                how[id(module)] = "MultiheadAttention._reset_parameters()"
-            if isinstance(module, nn.Transformer):
-                module._reset_parameters()  # Xavier uniform on every matrix, as its constructor does last
-                for m in module.modules():
-                    if id(m) in how:
-                        how[id(m)] += ", then Transformer._reset_parameters()"
-    report = InitReport(scheme="torch", seed=seed)
-    for slot in slots(model):
-        entry = _entry(slot)
-        report.entries.append(entry)
-        rule = how.get(id(slot.module))
-        if rule is None:
-            report.uncovered.append(slot.key)
-            entry.note = f"{slot.module_type} has no reset_parameters(): left as it was"
-        else:
-            entry.rule = rule
-        entry.measure(slot.tensor)
-    _warn_uncovered(report)
-    return report

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from initlab.fans import Layout
+from initlab.tracing import CONV_TRANSPOSE_TYPES, CONV_TYPES, EMBEDDING_TYPES, LINEAR_TYPES, NORM_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -56,29 +57,6 @@ LSTM_GATES: tuple[str, ...] = ("i", "f", "g", "o")
 GRU_GATES: tuple[str, ...] = ("r", "z", "n")
 ATTENTION_BLOCKS: tuple[str, ...] = ("q", "k", "v")
 BLOCKS: tuple[str, ...] = LSTM_GATES + GRU_GATES + ATTENTION_BLOCKS
-
-LINEAR_TYPES: tuple[type[nn.Module], ...] = (nn.Linear,)
-CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-CONV_TRANSPOSE_TYPES: tuple[type[nn.Module], ...] = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
-NORM_TYPES: tuple[type[nn.Module], ...] = tuple(
-    t
-    for t in (
-        nn.BatchNorm1d,
-        nn.BatchNorm2d,
-        nn.BatchNorm3d,
-        nn.SyncBatchNorm,
-        nn.InstanceNorm1d,
-        nn.InstanceNorm2d,
-        nn.InstanceNorm3d,
-        nn.LayerNorm,
-        nn.GroupNorm,
-        getattr(nn, "RMSNorm", None),  # torch >= 2.4
-    )
-    if t is not None
-)
-#: Layers whose weight feeds an activation directly: the ones the "auto" scheme and LSUV act on.
-FEEDFORWARD_TYPES: tuple[type[nn.Module], ...] = (*LINEAR_TYPES, nn.Bilinear, *CONV_TYPES, *CONV_TRANSPOSE_TYPES)
 
 _RNN_NAME = re.compile(r"^(weight|bias)_(ih|hh|hr)_l\d+(_reverse)?$")
 _CELL_NAME = re.compile(r"^(weight|bias)_(ih|hh)$")

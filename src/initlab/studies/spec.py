@@ -160,6 +160,39 @@ class Study:
             **config,
         )
 
+    def with_overrides(
+        self,
+        *,
+        inits: str | Sequence[str] | None = None,
+        seeds: int | Sequence[int] | None = None,
+        train: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Study:
+        """A copy with the given settings replaced, as CLI flags override a study file; ``None`` leaves one as is.
+
+        ``inits`` (names, comma-separated or a list; ``"all"`` for the article's twelve) replaces the arms; ``seeds``
+        is a count (``0..N-1``) or a list; ``train`` updates the training settings, and ``steps`` without
+        ``epochs`` trains for that many steps instead of the file's epochs. Other keywords are fields of the study
+        (``name``, ``dataset``, ``model``, ...). The result is validated like any study.
+        """
+        config = self.config()
+        config.update({k: v for k, v in fields.items() if v is not None})
+        if inits is not None:
+            config["arms"] = [a.to_dict() for a in arms_from_names(inits)]
+        if seeds is not None:
+            config["seeds"] = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        given = {k: v for k, v in (train or {}).items() if v is not None}
+        if given.get("steps") is not None and given.get("epochs") is None:
+            config["train"].pop("epochs", None)
+        config["train"].update(given)
+        return Study.from_config(config)
+
+    @classmethod
+    def quick_article(cls) -> Study:
+        """The default study of ``initlab compare``: the MNIST article's network and twelve initializers, 2 seeds,
+        3 epochs (the article trains 20; ``initlab reproduce keras-mnist`` runs it in full)."""
+        return cls.from_config({"name": "compare", "inits": list(ARTICLE_INITS), "seeds": 2, "train": {"epochs": 3}})
+
     @classmethod
     def from_toml(cls, path: str | Path) -> Study:
         """Read a study file (see the module docstring for its form)."""

@@ -31,14 +31,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab.checks import check_int, check_nonnegative, check_positive, did_you_mean
-from initlab.seeding import Seed, make_generator
 from initlab.catalog import Orthogonal, RandomNormal
-from initlab.schemes._apply import apply_rules, warn_user
-from initlab.schemes._forward import ModelInput, check_data, inspection, run_model
+from initlab.checks import check_int, check_nonnegative, check_positive, did_you_mean
+from initlab.schemes._apply import apply_rules
 from initlab.schemes._report import InitEntry, InitReport
-from initlab.schemes._roles import CONV_TRANSPOSE_TYPES, CONV_TYPES, FEEDFORWARD_TYPES, slots
-from initlab.schemes._rules import Scheme, standard_rules
+from initlab.schemes._roles import slots
+from initlab.schemes._rules import standard_rules
+from initlab.schemes._scheme import Scheme
+from initlab.schemes.base import warn_user
+from initlab.seeding import Seed, make_generator
+from initlab.tracing import (
+    CONV_TRANSPOSE_TYPES,
+    CONV_TYPES,
+    FEEDFORWARD_TYPES,
+    ModelInput,
+    check_data,
+    inspection,
+    run_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +63,8 @@ class LSUVWarning(UserWarning):
 class LSUV:
     """The LSUV scheme's settings; ``initialize(model, LSUV(tol=0.05), data=x)`` or ``"lsuv"`` for the defaults.
 
-    The defaults are the paper's: target variance 1, tolerance 0.1, at most 10 iterations per layer.
+    The defaults are the paper's: target variance 1, tolerance 0.1, at most 10 iterations per layer. An
+    :class:`~initlab.schemes.Initialization` that needs data (see the module docstring for the algorithm).
     """
 
     target: float = 1.0  #: the output variance every layer should have on the batch
@@ -69,6 +80,11 @@ class LSUV:
         for flag in ("correct_mean", "pre_init"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}.")
+
+    @property
+    def needs_data(self) -> bool:
+        """``True``: LSUV measures every layer's output on a batch of the model's inputs."""
+        return True
 
     def to_dict(self) -> dict[str, Any]:
         """``{"class_name": "LSUV", "config": {...}}``, which :func:`initlab.initialize` accepts as a scheme."""
@@ -87,7 +103,7 @@ class LSUV:
             raise ValueError(f"LSUV config has unknown keys {unknown}; allowed: {', '.join(_FIELDS)}.{hint}")
         return cls(**config)
 
-    def apply(self, model: nn.Module, *, data: ModelInput | None, seed: Seed = None) -> InitReport:
+    def apply(self, model: nn.Module, *, seed: Seed = None, data: ModelInput | None = None) -> InitReport:
         """Run LSUV on ``model`` with the batch ``data``; see the module docstring."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")

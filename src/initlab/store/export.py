@@ -1,0 +1,131 @@
+"""Exports of a study database for other tools: three CSV tables, or one strict JSON document.
+
+:func:`export_csv` writes floats with ``repr`` (``nan``, ``inf``, ``-inf``), which :func:`float` and pandas read back
+exactly; :func:`export_json` writes strict JSON, with non-finite floats as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (:func:`initlab.fileio.json_safe`). Both write through :func:`initlab.fileio.atomic_writer`, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from initlab.fileio import atomic_writer, json_safe, write_atomic
+from initlab.store.codec import csv_cell
+from initlab.store.records import EPOCH_FLOATS
+
+if TYPE_CHECKING:
+    from initlab.store.database import Store
+
+__all__ = ["export_csv", "export_json"]
+
+logger = logging.getLogger(__name__)
+
+# The columns each CSV file always has, in this order; test metrics and ``extra`` entries follow, sorted.
+_RUN_COLUMNS = (
+    "run_id", "arm", "seed", "status", "last_epoch", "diverged_epoch", "attempts", "wall_time_s", "message", "scheme",
+)  # fmt: skip
+_EPOCH_COLUMNS = ("run_id", "arm", "seed", "epoch", *EPOCH_FLOATS, "wall_time_s")
+_LAYER_COLUMNS = ("run_id", "arm", "seed", "epoch", "layer", "weight_norm", "grad_norm")
+
+
+def export_csv(store: Store, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write ``runs.csv``, ``epochs.csv`` and ``layers.csv`` of ``store`` into ``out_dir``; return their paths.
+
+    Test metrics become ``test_<name>`` columns of runs.csv and ``extra`` entries ``extra_<name>`` columns of
+    epochs.csv; floats are written exactly (``repr``), non-finite ones as ``nan``, ``inf``, ``-inf``; a missing
+    value is an empty cell. Every row names its run's arm and seed, so each file can be grouped on its own.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = store.runs()
+    by_id = {r.run_id: r for r in runs}
+    run_rows = []
+    for r in runs:
+        row = {k: getattr(r, k) for k in ("run_id", "arm", "seed", "status", "last_epoch", "diverged_epoch")}
+        row.update(attempts=r.attempts, wall_time_s=r.wall_time_s, message=r.message)
+        row.update({f"test_{k}": v for k, v in sorted((r.test_metrics or {}).items())})
+        run_rows.append({**row, "scheme": r.scheme})
+    epochs = store.epochs()
+    epoch_rows = []
+    for e in epochs:
+        row = {"run_id": e.run_id, "arm": by_id[e.run_id].arm, "seed": by_id[e.run_id].seed, "epoch": e.epoch}
+        row.update({k: getattr(e, k) for k in (*EPOCH_FLOATS, "wall_time_s")})
+        epoch_rows.append({**row, **{f"extra_{k}": v for k, v in sorted(e.extra.items())}})
+    layer_rows = [
+        {"run_id": rid, "arm": by_id[rid].arm, "seed": by_id[rid].seed, "epoch": epoch, "layer": s.name,
+         "weight_norm": s.weight_norm, "grad_norm": s.grad_norm}
+        for rid, epoch, s in store.layer_stats()
+    ]  # fmt: skip
+    paths = [
+        _write_csv(out / "runs.csv", run_rows, _RUN_COLUMNS),
+        _write_csv(out / "epochs.csv", epoch_rows, _EPOCH_COLUMNS),
+        _write_csv(out / "layers.csv", layer_rows, _LAYER_COLUMNS),
+    ]
+    logger.info("exported %d runs and %d epochs of %s to %s", len(runs), len(epochs), store.path, out)
+    return paths
+
+
+def export_json(store: Store, path: str | os.PathLike[str]) -> Path:
+    """Write one strict JSON document with the study, runs (with test metrics), epochs (with layer statistics) and
+    diagnostics of ``store``; non-finite floats are written as the strings "NaN", "Infinity" and "-Infinity"."""
+    try:
+        study: dict[str, Any] | None = _record_dict(store.study())
+    except ValueError:  # no init_study yet: the runs, if any, are still worth exporting
+        study = None
+    doc = {
+        "schema_version": store.SCHEMA_VERSION,
+        "study": study,
+        "runs": [_record_dict(r) for r in store.runs()],
+        "epochs": [_record_dict(e) for e in store.epochs()],
+        "diagnostics": [{"run_id": r, "epoch": e, "payload": p} for r, e, p in store.diagnostics()],
+    }
+    text = json.dumps(json_safe(doc, nonfinite="string"), indent=1, sort_keys=True, allow_nan=False)
+    # Bytes, so that the file ends in "\n" (not os.linesep) on every system.
+    out = write_atomic(Path(path), (text + "\n").encode("utf-8"))
+    logger.info("exported %s to %s", store.path, out)
+    return out
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    """A dataclass record as plain dicts and lists (an epoch's layers included)."""
+    out: dict[str, Any] = {}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        if name == "layers":
+            value = [{"name": s.name, "weight_norm": s.weight_norm, "grad_norm": s.grad_norm} for s in value]
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[name] = value
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], fixed: Sequence[str]) -> Path:
+    """Write ``rows`` as CSV: the ``fixed`` columns (always present, in order), then any other keys sorted.
+
+    Cells are :func:`~initlab.store.codec.csv_cell`; a key a row lacks is an empty cell.
+    """
+    others = sorted({k for row in rows for k in row} - set(fixed))
+    header = [*fixed, *others]
+    # Keep the wide JSON scheme column last.
+    if "scheme" in header:
+        header.remove("scheme")
+        header.append("scheme")
+    with atomic_writer(path, "wb") as raw:
+        # newline="", as the csv module asks: rows end in "\n" and a newline inside a quoted cell is written as it is,
+        # on every system. Detached (not closed) at the end, so that atomic_writer can still sync and rename the file.
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows([csv_cell(row.get(k)) for k in header] for row in rows)
+        finally:
+            text.detach()
+    return path

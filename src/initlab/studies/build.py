@@ -1,0 +1,101 @@
+"""What a study builds from its spec: the data splits, the model, and each run's initialized starting point.
+
+The one place where a study meets data, model builders and schemes, used by the shard trainer and by the report
+(which rebuilds the weights a run started from). A run's initialization depends only on its arm's scheme and its
+seed: the scheme draws from ``seed``, and a scheme that looks at data gets the same 256 training samples, drawn from
+``seed`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from initlab import data, models, schemes
+from initlab.studies.spec import Arm, Study
+
+#: Training samples shown to a scheme that looks at data (LSUV, "auto"), drawn with the run's seed.
+INIT_SAMPLES = 256
+
+
+def load_split(study: Study, split: data.Split) -> data.Dataset:
+    """One split of the study's data set, normalized with statistics from the training split."""
+    normalize = None if study.normalize == "none" else study.normalize
+    return data.load(study.dataset, split=split, normalize=normalize, **study.dataset_options)
+
+
+def load_splits(study: Study) -> tuple[data.Dataset, data.Dataset, data.Dataset]:
+    """Train, validation and test splits, normalized with statistics from the training split."""
+    return load_split(study, "train"), load_split(study, "val"), load_split(study, "test")
+
+
+def train_size(study: Study) -> int:
+    """Number of training samples (to count epochs when the study is given in steps)."""
+    return len(data.load(study.dataset, split="train", normalize=None, **study.dataset_options))
+
+
+def build_model(study: Study, input_shape: tuple[int, ...], num_classes: int | None) -> nn.Module:
+    """The study's architecture for inputs of ``input_shape`` and ``num_classes`` classes, not yet initialized."""
+    if num_classes is None:
+        raise ValueError(f"{study.dataset} has regression targets; studies compare classifiers.")
+    return models.build(study.model, input_shape=tuple(input_shape), num_classes=num_classes)
+
+
+def init_sample(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The training inputs a data-dependent scheme sees for the run with ``seed``."""
+    return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:INIT_SAMPLES]]
+
+
+def initialize(model: nn.Module, scheme: str | Mapping[str, Any], *, seed: int, sample: torch.Tensor | None) -> None:
+    """Apply an arm's scheme with the run's seed in place (``sample``: the inputs from :func:`init_sample`)."""
+    schemes.resolve(scheme).apply(model, seed=seed, data=sample)
+
+
+def check(study: Study) -> None:
+    """Check every arm's scheme and the model spec before anything trains; ValueError names the closest match."""
+    for arm in study.arms:
+        check_arm(arm)
+    models.parse(study.model)
+
+
+def check_arm(arm: Arm) -> None:
+    """Resolve ``arm``'s scheme, so that a typo stops the study with the arm's label in the message."""
+    if not isinstance(arm.scheme, (str, Mapping)):
+        raise TypeError(f"arm {arm.label!r}: a scheme must be a name or a config dict, got {arm.scheme!r}.")
+    try:
+        schemes.resolve(arm.scheme)
+    except ValueError as exc:
+        raise ValueError(f"arm {arm.label!r}: {exc}") from None
+
+
+class InitSource:
+    """Rebuilds the model a run started from, from the study alone (what a report shows next to the curves).
+
+    The model is sized from the data set's registry entry when the study uses the default options, so that nothing
+    is loaded for schemes that do not look at data; the training split is loaded once, when first needed.
+    """
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self._train: data.Dataset | None = None
+        if study.dataset_options:  # the registry's shapes hold for the default options only
+            self.input_shape, self.num_classes = self.train().input_shape, self.train().num_classes
+        else:
+            meta = data.info(study.dataset)
+            self.input_shape, self.num_classes = tuple(meta.input_shape), meta.num_classes
+
+    def train(self) -> data.Dataset:
+        """The study's training split, normalized as the study normalizes it."""
+        if self._train is None:
+            self._train = load_split(self.study, "train")
+        return self._train
+
+    def initial_model(self, scheme: str | Mapping[str, Any], seed: int) -> nn.Module:
+        """The study's model initialized by ``scheme`` with ``seed``, exactly as the run with that seed started."""
+        model = build_model(self.study, self.input_shape, self.num_classes)
+        sample = init_sample(self.train().x, seed) if schemes.uses_data(scheme) else None
+        initialize(model, scheme, seed=seed, sample=sample)
+        return model

@@ -1,0 +1,196 @@
+"""Training one shard: a population of runs that start from the same epoch, reported event by event.
+
+:func:`run_shard` is what every executor calls, in this process, in a worker process or in a Ray task: it trains
+the shard and always ends with exactly one :class:`~initlab.studies.events.ShardDone` or
+:class:`~initlab.studies.events.ShardFailed`. The shard never writes the Store; it saves each run's checkpoint
+before it reports the epoch (see :mod:`initlab.studies.checkpoints`).
+
+Determinism. The batch order of an epoch is a permutation drawn from ``(seed, "batches", epoch)``, the dropout masks
+from ``(first run's seed, "dropout", epoch, run ids)``, and the learning rate is a function of the epoch, so a resumed
+shard reproduces the numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from initlab.seeding import derive_seed
+from initlab.store import EpochRecord, LayerStat
+from initlab.studies import build, checkpoints
+from initlab.studies.events import Diagnosed, Emit, EpochDone, ShardDone, ShardFailed, TestDone
+from initlab.studies.spec import Study
+from initlab.training import Batch, Population
+
+#: Samples of the fixed training batch on which runs are diagnosed during a study.
+DIAGNOSE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """One run handed to a shard: where it starts (0 = from initialization)."""
+
+    run_id: str
+    arm_index: int
+    seed: int
+    start_epoch: int
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a shard needs, picklable for a worker process or a Ray task."""
+
+    study: Study
+    runs: tuple[ShardRun, ...]
+    out_dir: Path
+    shard: int
+    device: str
+    threads: int
+
+
+def run_shard(task: ShardTask, emit: Emit) -> None:
+    """Train ``task`` and report through ``emit``, ending with ShardDone, or ShardFailed naming the error."""
+    try:
+        train_shard(task, emit)
+    except Exception as exc:  # reported to the driver, which marks the shard's unfinished runs failed
+        emit(ShardFailed(task.shard, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    else:
+        emit(ShardDone(task.shard))
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor, seeds: Sequence[int], epoch: int, batch_size: int, device: torch.device
+) -> Iterator[Batch]:
+    """The epoch's batches: one permutation per distinct seed, drawn from (seed, epoch). The runs come in seed order,
+    so runs of one seed share their batch: one batch for all when they have one seed, one per seed when each seed
+    has the same number of runs, else one per run."""
+    n = x.shape[0]
+    distinct = list(dict.fromkeys(seeds))
+    perms = {
+        s: torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(s, "batches", epoch)))
+        for s in distinct
+    }
+    size = len(seeds) // len(distinct)
+    grouped = [s for s in distinct for _ in range(size)] == list(seeds)
+    rows = distinct if grouped else list(seeds)
+    for start in range(0, n, batch_size):
+        if len(distinct) == 1:
+            idx = perms[distinct[0]][start : start + batch_size]
+            yield Batch(x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
+        else:
+            idx = torch.stack([perms[s][start : start + batch_size] for s in rows])
+            yield Batch(x[idx].to(device), y[idx].to(device), per_model=True)
+
+
+def diagnosis(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """``initlab.diagnose`` of one run on the study's fixed batch, as stored. The timing is left out so that a resumed
+    study, which diagnoses the same weights again, stores an identical payload (the Store accepts it as a no-op)."""
+    from initlab.diagnostics import diagnose
+
+    payload = diagnose(model, x, targets=y).to_dict()
+    payload.pop("seconds", None)
+    return payload
+
+
+def train_shard(task: ShardTask, emit: Emit) -> None:
+    """Train the shard's runs (all starting at the same epoch) as one population; report through ``emit``."""
+    torch.set_num_threads(max(1, task.threads))
+    if any(r.start_epoch != task.runs[0].start_epoch for r in task.runs):
+        raise ValueError("a shard's runs must resume from the same epoch.")
+    _Trainer(task, emit).run()
+
+
+class _Trainer:
+    """The state of one shard while it trains: data, the population, the runs still live."""
+
+    def __init__(self, task: ShardTask, emit: Emit) -> None:
+        self.task, self.emit, self.study = task, emit, task.study
+        self.settings = task.study.train
+        self.device = torch.device(task.device)
+        self.train, self.val, self.test = build.load_splits(task.study)
+        self.start = task.runs[0].start_epoch
+        self.live = list(task.runs)
+        self.total = self.settings.total_epochs(self.train.x.shape[0])
+
+    def model(self) -> torch.nn.Module:
+        return build.build_model(self.study, self.train.input_shape, self.train.num_classes)
+
+    def run(self) -> None:
+        models = []
+        for r in self.live:  # built and initialized in turn: building a model draws from torch's global RNG
+            model = self.model()
+            if self.start == 0:
+                sample = build.init_sample(self.train.x, r.seed)
+                build.initialize(model, self.study.arms[r.arm_index].scheme, seed=r.seed, sample=sample)
+            models.append(model)
+        # One fixed batch for every run and epoch, so that diagnoses compare across arms, seeds and epochs.
+        pick = torch.randperm(self.train.x.shape[0], generator=torch.Generator().manual_seed(0))[:DIAGNOSE_BATCH]
+        self.diag_x, self.diag_y = self.train.x[pick], self.train.y[pick]
+        if self.start == 0 and 0 in self.study.diagnose_epochs:
+            for r, model in zip(self.live, models, strict=True):
+                self.emit(Diagnosed(self.task.shard, r.run_id, 0, diagnosis(model, self.diag_x, self.diag_y)))
+        self.pop = Population(models, self.settings, device=self.device)
+        if self.start > 0:
+            self.pop.load_run_states([checkpoints.load(self.task.out_dir, r.run_id, self.start) for r in self.live])
+        steps_done = self.start * math.ceil(self.train.x.shape[0] / self.settings.batch_size)
+        for epoch in range(self.start + 1, self.total + 1):
+            steps_done += self.epoch(epoch, steps_done)
+            if not self.live:
+                return
+        self.finish()
+
+    def epoch(self, epoch: int, steps_done: int) -> int:
+        """Train, evaluate, checkpoint and report one epoch; drop the runs that diverged. Returns the steps taken."""
+        t0 = time.perf_counter()
+        for group in self.pop.optimizer.param_groups:
+            group["lr"] = self.settings.lr_at(epoch, self.total)
+        self.pop.reseed(derive_seed(self.live[0].seed, "dropout", epoch, *[r.run_id for r in self.live]))
+        max_steps = None if self.settings.steps is None else self.settings.steps - steps_done
+        seeds = [r.seed for r in self.live]
+        data = batches(self.train.x, self.train.y, seeds, epoch, self.settings.batch_size, self.device)
+        stats, steps = self.pop.train_epoch(data, max_steps=max_steps)
+        train_time = time.perf_counter() - t0
+        val_loss, val_acc = self.pop.evaluate(self.val.x, self.val.y)
+        train_loss, train_acc = stats.train_loss(), stats.train_acc()
+        weight_norms, grad_norms = self.pop.weight_norms(), stats.grad_norms()
+        wall = time.perf_counter() - t0
+        rows, diverged, keep = [], [], []
+        for i, r in enumerate(self.live):
+            if self.settings.diverged(train_loss[i], val_loss[i]):
+                diverged.append(r.run_id)
+            else:
+                checkpoints.save(self.task.out_dir, r.run_id, epoch, self.pop.run_state(i))
+                keep.append(i)
+            layers = [LayerStat(name, weight_norms[name][i], grad_norms[name][i]) for name in weight_norms]
+            # Each run's share of the population's time: the whole epoch, and its training steps alone.
+            share = len(self.live)
+            rows.append(EpochRecord(r.run_id, epoch, train_loss[i], train_acc[i], val_loss[i], val_acc[i],
+                                    wall / share, layers, extra={"train_time_s": train_time / share}))  # fmt: skip
+        if epoch in self.study.diagnose_epochs:
+            # Before the epoch is reported, so that a kill cannot leave a committed epoch without its diagnosis.
+            for i in keep:
+                model = self.pop.export(i, self.model())
+                run_id = self.live[i].run_id
+                self.emit(Diagnosed(self.task.shard, run_id, epoch, diagnosis(model, self.diag_x, self.diag_y)))
+        self.emit(EpochDone(self.task.shard, epoch, tuple(rows), tuple(diverged)))
+        if len(keep) < len(self.live):
+            self.live = [self.live[i] for i in keep]
+            if self.live:
+                self.pop.keep(keep)
+        return steps
+
+    def finish(self) -> None:
+        """Evaluate the runs that are left on the test split and report them complete."""
+        t0 = time.perf_counter()
+        test_loss, test_acc = self.pop.evaluate(self.test.x, self.test.y)
+        wall = time.perf_counter() - t0
+        for i, r in enumerate(self.live):
+            metrics = {"test_loss": test_loss[i], "test_acc": test_acc[i]}
+            self.emit(TestDone(self.task.shard, r.run_id, metrics, wall))
