@@ -43,6 +43,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _histogram(values: torch.Tensor, bins: int = 48) -> list[str]:
+    import torch
+
     lo, hi = float(values.min()), float(values.max())
     if lo == hi:
         return [f"all {values.numel()} values equal {lo:.6g}"]

@@ -20,12 +20,16 @@ per-parameter normalization rescales even a 1e-15 gradient to a unit step and wo
 initlab study in ``OUT/study`` (every epoch stored, resumable).
 
 Claims (mean final test accuracy over seeds; chance is 10% on the ten balanced classes): Xavier within
-:data:`NEAR_CHANCE` points of chance; He and LSUV at least :data:`FAR_ABOVE` points above chance (quick form:
-:data:`QUICK_FAR_ABOVE`, after only a few epochs).
+:data:`NEAR_CHANCE` points of chance; He and LSUV at least :data:`FAR_ABOVE` points above chance. The quick form
+(3 epochs) checks the training loss instead: after so few epochs He's test accuracy still swings by several points
+from epoch to epoch and from one CPU's summation order to another's (17% to 22% seen), while the loss separates the
+arms clearly: Xavier's stays at ln 10, the loss of a uniform guess, and He's and LSUV's fall at least
+:data:`QUICK_LOSS_DROP` below it.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -41,12 +45,15 @@ FULL_EPOCHS = 20
 FULL_SEEDS = (0, 1, 2)
 QUICK_EPOCHS = 3
 CHANCE = 10.0  # percent: ten classes
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
 #: "Stalls at chance": final test accuracy within this many points of 10%.
 NEAR_CHANCE = 5.0
 #: "Trains": final test accuracy at least this many points above chance (full form: 20 epochs) ...
 FAR_ABOVE = 20.0
-#: ... and in the quick form, after QUICK_EPOCHS epochs.
-QUICK_FAR_ABOVE = 8.0
+#: Quick form: after QUICK_EPOCHS epochs, the mean training loss of He and LSUV is at least this far below ln 10
+#: (seen: 0.24 and 0.50 nats), and Xavier's within QUICK_STALLED of it (seen: 0.0001).
+QUICK_LOSS_DROP = 0.1
+QUICK_STALLED = 0.02
 ARMS = (
     Arm("xavier", {"class_name": "VarianceScaling",
                    "config": {"scale": 1.0, "mode": "fan_in", "distribution": "untruncated_normal"}}),
@@ -81,15 +88,33 @@ def run(out: Path, quick: bool) -> Result:
         rows = {r.arm: r for r in summarize(store)}
         epochs = store.epochs()
     acc = {arm: r.test_acc.mean * 100 for arm, r in rows.items()}
-    far = QUICK_FAR_ABOVE if quick else FAR_ABOVE
-    result.check("Xavier (std √(1/n)) stalls at chance", f"within {NEAR_CHANCE:g} points of {CHANCE:g}%",
-                 f"{acc['xavier']:.2f}%", abs(acc["xavier"] - CHANCE) <= NEAR_CHANCE)  # fmt: skip
-    for arm, name in (("he", "He (std √(2/n))"), ("lsuv", "LSUV")):
-        result.check(f"{name} trains", f">= {CHANCE + far:g}%", f"{acc[arm]:.2f}%", acc[arm] >= CHANCE + far)
+    if quick:
+        _check_losses(result, epochs, spec.train.epochs)
+    else:
+        result.check("Xavier (std √(1/n)) stalls at chance", f"within {NEAR_CHANCE:g} points of {CHANCE:g}%",
+                     f"{acc['xavier']:.2f}%", abs(acc["xavier"] - CHANCE) <= NEAR_CHANCE)  # fmt: skip
+        for arm, name in (("he", "He (std √(2/n))"), ("lsuv", "LSUV")):
+            result.check(f"{name} trains", f">= {CHANCE + FAR_ABOVE:g}%", f"{acc[arm]:.2f}%",
+                         acc[arm] >= CHANCE + FAR_ABOVE)  # fmt: skip
     result.details = {"test_accuracy_percent": acc, "seeds": list(spec.seeds), "epochs": spec.train.epochs,
                       "study": str(folder)}  # fmt: skip
     result.figures = [_figure(out, epochs, acc, len(spec.seeds))]
     return result
+
+
+def _check_losses(result: Result, epochs: list, last: int) -> None:
+    """The quick form's claims: the last epoch's training loss (mean over seeds) against ln 10."""
+    final: dict[str, list[float]] = {}
+    for e in epochs:
+        if e.epoch == last:
+            final.setdefault(e.run_id.rsplit("/", 1)[0], []).append(e.train_loss)
+    loss = {arm: statistics.fmean(values) for arm, values in final.items()}
+    stalled = abs(loss["xavier"] - CHANCE_LOSS) <= QUICK_STALLED
+    result.check("Xavier (std √(1/n)) stalls: its training loss stays at ln 10",
+                 f"within {QUICK_STALLED:g} of {CHANCE_LOSS:.4f}", f"{loss['xavier']:.4f}", stalled)  # fmt: skip
+    for arm, name in (("he", "He (std √(2/n))"), ("lsuv", "LSUV")):
+        result.check(f"{name} trains: its training loss falls below ln 10", f"<= {CHANCE_LOSS - QUICK_LOSS_DROP:.4f}",
+                     f"{loss[arm]:.4f}", loss[arm] <= CHANCE_LOSS - QUICK_LOSS_DROP)  # fmt: skip
 
 
 def _figure(out: Path, epochs: list, acc: dict[str, float], seeds: int) -> Path:
