@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=str)
 
@@ -39,6 +39,22 @@ def check_choice(name: str, value: object, allowed: Sequence[T]) -> T:
     listed = ", ".join(repr(a) for a in allowed)
     hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
     raise ValueError(f"{name}={value!r} is not allowed; choose one of {listed}.{hint}")
+
+
+def check_mapping(name: str, value: object) -> Mapping[str, Any]:
+    """Return ``value`` if it is a mapping (a config dict); else raise ``TypeError`` naming ``name`` and the type."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}.")
+    return value
+
+
+def check_keys(name: str, keys: Iterable[object], allowed: Sequence[str], *, listed_as: str = "allowed keys") -> None:
+    """Raise ``ValueError`` if any of ``keys`` (a config's) is not in ``allowed``; the message lists the unknown
+    keys, the allowed ones (after ``listed_as``) and the closest match to the first unknown key."""
+    unknown = [k for k in keys if k not in allowed]
+    if unknown:
+        hint = did_you_mean(str(unknown[0]), allowed)
+        raise ValueError(f"{name} has unknown keys {unknown}; {listed_as}: {', '.join(allowed)}.{hint}")
 
 
 def check_finite(name: str, value: object) -> float:

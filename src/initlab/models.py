@@ -321,22 +321,23 @@ def parse(spec: str) -> ModelSpec:
 
 
 # ----------------------------------------------------------------------------------------------------------- building
+# The module class of each activation, a fresh instance per layer; "linear" adds none.
+_ACTIVATION_MODULES: dict[str, type[nn.Module] | None] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "linear": None,
+}
+
+
 def _activation(name: Activation) -> nn.Module | None:
-    if name == "relu":
-        return nn.ReLU()
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "sigmoid":
-        return nn.Sigmoid()
-    if name == "selu":
-        return nn.SELU()
-    if name == "gelu":
-        return nn.GELU()
-    if name == "leaky_relu":
-        return nn.LeakyReLU()
-    if name == "linear":
-        return None
-    raise ValueError(f"act={name!r} is not one of {'|'.join(ACTIVATIONS)}.")
+    if name not in _ACTIVATION_MODULES:
+        raise ValueError(f"act={name!r} is not one of {'|'.join(ACTIVATIONS)}.")
+    module = _ACTIVATION_MODULES[name]
+    return module() if module is not None else None
 
 
 def _dense_block(spec: ModelSpec, d_in: int, d_out: int) -> list[nn.Module]:

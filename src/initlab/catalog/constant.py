@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 
 from initlab.catalog._base import Distribution, Initializer
@@ -30,31 +32,38 @@ class Constant(Initializer):
         return Distribution.constant(self.value)
 
 
-class Zeros(Constant):
+class _Fixed(Constant):
+    """A Constant whose value is fixed in the class statement, ``class Zeros(_Fixed, value=0.0)``: its config is
+    empty and its formula reads ``W = value``."""
+
+    _params = ()
+    _value: ClassVar[float]
+
+    def __init_subclass__(cls, *, value: float | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if value is not None:
+            cls._value = value
+            cls.formula = f"W = {value:g}"
+
+    def __init__(self) -> None:
+        super().__init__(self._value)
+
+
+class Zeros(_Fixed, value=0.0):
     """Every entry is 0. All-zero weights never break the symmetry between units: use it for biases only.
 
     Source: ``keras.initializers.Zeros``; ``torch.nn.init.zeros_``.
     """
 
-    formula = "W = 0"
     source = "keras.initializers.Zeros; torch.nn.init.zeros_"
     aliases = ("zero",)
-    _params = ()
-
-    def __init__(self) -> None:
-        super().__init__(0.0)
 
 
-class Ones(Constant):
+class Ones(_Fixed, value=1.0):
     """Every entry is 1.
 
     Source: ``keras.initializers.Ones``; ``torch.nn.init.ones_``.
     """
 
-    formula = "W = 1"
     source = "keras.initializers.Ones; torch.nn.init.ones_"
     aliases = ("one",)
-    _params = ()
-
-    def __init__(self) -> None:
-        super().__init__(1.0)

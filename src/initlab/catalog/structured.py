@@ -11,7 +11,16 @@ from initlab.checks import check_finite, check_int
 from initlab.fans import Layout
 
 
-class Identity(Initializer):
+class _Scaled(Initializer):
+    """A structured pattern multiplied by ``gain``, any finite number (its one argument)."""
+
+    _params = ("gain",)
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = check_finite("gain", gain)
+
+
+class Identity(_Scaled):
     """The identity matrix times ``gain``: ``W = gain · I`` (rectangular allowed: ones on the main diagonal).
 
     Only for 2-D shapes. Source: ``keras.initializers.Identity`` (its ``gain`` argument); ``torch.nn.init.eye_``.
@@ -20,10 +29,6 @@ class Identity(Initializer):
     formula = "W = gain · I (2-D)"
     source = "keras.initializers.Identity; torch.nn.init.eye_"
     aliases = ("eye",)
-    _params = ("gain",)
-
-    def __init__(self, gain: float = 1.0) -> None:
-        self.gain = check_finite("gain", gain)
 
     def _check_shape(self, shape: tuple[int, ...], layout: Layout) -> None:
         if len(shape) != 2:
@@ -41,7 +46,7 @@ class Identity(Initializer):
         return Distribution("identity", mean, std, min(0.0, self.gain), max(0.0, self.gain), iid=False)
 
 
-class Orthogonal(Initializer):
+class Orthogonal(_Scaled):
     """A (semi-)orthogonal matrix times ``gain``.
 
     The tensor is viewed as a ``(rows, cols)`` matrix (:meth:`initlab.fans.Layout.matrix_shape`: torch layouts keep
@@ -55,10 +60,6 @@ class Orthogonal(Initializer):
 
     formula = "W = gain · Q, Q from QR of a Gaussian matrix, sign-corrected"
     source = "Saxe et al. 2014; keras.initializers.Orthogonal; torch.nn.init.orthogonal_"
-    _params = ("gain",)
-
-    def __init__(self, gain: float = 1.0) -> None:
-        self.gain = check_finite("gain", gain)
 
     def _check_shape(self, shape: tuple[int, ...], layout: Layout) -> None:
         if len(shape) < 2:

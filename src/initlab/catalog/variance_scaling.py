@@ -6,7 +6,7 @@ Every preset is ``VarianceScaling`` with fixed arguments; only the names of its 
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
@@ -80,15 +80,62 @@ class VarianceScaling(Initializer):
 
 
 class _Preset(VarianceScaling):
-    """A VarianceScaling with fixed arguments; its config holds only its own (named) arguments."""
+    """A VarianceScaling with fixed arguments; its config holds only its own (named) arguments.
+
+    A preset names the distribution it draws from in its class statement: ``class XavierUniform(_Xavier,
+    distribution="uniform")``.
+    """
 
     _params: tuple[str, ...] = ()
+    _distribution_name: ClassVar[DistributionName]
+
+    def __init_subclass__(cls, *, distribution: DistributionName | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if distribution is not None:
+            cls._distribution_name = distribution
 
     def get_config(self) -> dict[str, object]:
         return Initializer.get_config(self)
 
 
-class GlorotNormal(_Preset):
+class _Fixed(_Preset):
+    """A preset without arguments of its own; its class statement fixes all of VarianceScaling's, as in
+    ``class HeNormal(_Fixed, scale=2.0, mode="fan_in", distribution="truncated_normal")``, and the formula follows
+    from them."""
+
+    _fixed: ClassVar[tuple[float, Mode]]
+
+    def __init_subclass__(cls, *, scale: float | None = None, mode: Mode = "fan_in", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if scale is not None:
+            cls._fixed = (scale, mode)
+            cls.formula = _formula(scale, mode, cls._distribution_name)
+
+    def __init__(self) -> None:
+        super().__init__(*self._fixed, self._distribution_name)
+
+
+# How a formula writes each fan; fan_avg is written through the sum, scale/fan_avg = 2·scale/(fan_in+fan_out).
+_FAN_TEXT: dict[str, tuple[float, str]] = {
+    "fan_in": (1.0, "fan_in"),
+    "fan_out": (1.0, "fan_out"),
+    "fan_avg": (2.0, "(fan_in+fan_out)"),
+    "fan_geo_avg": (1.0, "√(fan_in·fan_out)"),
+}
+
+
+def _formula(scale: float, mode: Mode, distribution: DistributionName) -> str:
+    """What ``VarianceScaling(scale, mode, distribution)`` draws, e.g. ``U[-√(6/fan_in), +√(6/fan_in)]``."""
+    factor, fan = _FAN_TEXT[mode]
+    variance = factor * scale
+    if distribution == "uniform":
+        bound = f"√({3.0 * variance:g}/{fan})"
+        return f"U[-{bound}, +{bound}]"
+    normal = f"N(0, {variance:g}/{fan})"
+    return f"{normal} truncated at ±2σ" if distribution == "truncated_normal" else normal
+
+
+class GlorotNormal(_Fixed, scale=1.0, mode="fan_avg", distribution="truncated_normal"):
     """Glorot (Xavier) normal, Keras' form: ``VarianceScaling(1.0, "fan_avg", "truncated_normal")``.
 
     Truncated at ±2σ with σ = √(2/(fan_in+fan_out)) / 0.8796…, so the variance is 2/(fan_in+fan_out).
@@ -96,81 +143,67 @@ class GlorotNormal(_Preset):
     see :class:`XavierNormal`.
     """
 
-    formula = "N(0, 2/(fan_in+fan_out)) truncated at ±2σ"
     source = "Glorot & Bengio 2010; keras.initializers.GlorotNormal"
 
-    def __init__(self) -> None:
-        super().__init__(1.0, "fan_avg", "truncated_normal")
 
-
-class GlorotUniform(_Preset):
+class GlorotUniform(_Fixed, scale=1.0, mode="fan_avg", distribution="uniform"):
     """Glorot (Xavier) uniform: ``VarianceScaling(1.0, "fan_avg", "uniform")``, U[-√(6/(fan_in+fan_out)), +…].
 
     Source: Glorot & Bengio (2010), eq. 16; ``keras.initializers.GlorotUniform`` (Keras' default kernel init).
     """
 
-    formula = "U[-√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))]"
     source = "Glorot & Bengio 2010; keras.initializers.GlorotUniform"
 
-    def __init__(self) -> None:
-        super().__init__(1.0, "fan_avg", "uniform")
 
-
-class HeNormal(_Preset):
+class HeNormal(_Fixed, scale=2.0, mode="fan_in", distribution="truncated_normal"):
     """He normal, Keras' form: ``VarianceScaling(2.0, "fan_in", "truncated_normal")``, variance 2/fan_in.
 
     Source: He et al. (2015); ``keras.initializers.HeNormal``. Torch's ``kaiming_normal_`` is untruncated: see
     :class:`KaimingNormal`.
     """
 
-    formula = "N(0, 2/fan_in) truncated at ±2σ"
     source = "He et al. 2015; keras.initializers.HeNormal"
 
-    def __init__(self) -> None:
-        super().__init__(2.0, "fan_in", "truncated_normal")
 
-
-class HeUniform(_Preset):
+class HeUniform(_Fixed, scale=2.0, mode="fan_in", distribution="uniform"):
     """He uniform: ``VarianceScaling(2.0, "fan_in", "uniform")``, U[-√(6/fan_in), +√(6/fan_in)].
 
     Source: He et al. (2015); ``keras.initializers.HeUniform``.
     """
 
-    formula = "U[-√(6/fan_in), +√(6/fan_in)]"
     source = "He et al. 2015; keras.initializers.HeUniform"
 
-    def __init__(self) -> None:
-        super().__init__(2.0, "fan_in", "uniform")
 
-
-class LeCunNormal(_Preset):
+class LeCunNormal(_Fixed, scale=1.0, mode="fan_in", distribution="truncated_normal"):
     """LeCun normal: ``VarianceScaling(1.0, "fan_in", "truncated_normal")``, variance 1/fan_in.
 
     The initialization SELU networks need (Klambauer et al., 2017). Source: LeCun et al. (1998), "Efficient
     BackProp"; ``keras.initializers.LecunNormal``.
     """
 
-    formula = "N(0, 1/fan_in) truncated at ±2σ"
     source = "LeCun et al. 1998; keras.initializers.LecunNormal"
 
-    def __init__(self) -> None:
-        super().__init__(1.0, "fan_in", "truncated_normal")
 
-
-class LeCunUniform(_Preset):
+class LeCunUniform(_Fixed, scale=1.0, mode="fan_in", distribution="uniform"):
     """LeCun uniform: ``VarianceScaling(1.0, "fan_in", "uniform")``, U[-√(3/fan_in), +√(3/fan_in)].
 
     Source: LeCun et al. (1998); ``keras.initializers.LecunUniform``.
     """
 
-    formula = "U[-√(3/fan_in), +√(3/fan_in)]"
     source = "LeCun et al. 1998; keras.initializers.LecunUniform"
 
-    def __init__(self) -> None:
-        super().__init__(1.0, "fan_in", "uniform")
+
+class _Xavier(_Preset):
+    """Torch's Xavier initializers: ``VarianceScaling(gain², "fan_avg", distribution)``."""
+
+    _params = ("gain",)
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = check_positive("gain", gain)
+        super().__init__(self.gain**2, "fan_avg", self._distribution_name)
 
 
-class XavierNormal(_Preset):
+class XavierNormal(_Xavier, distribution="untruncated_normal"):
     """Torch's Xavier normal: N(0, σ²), σ = gain·√(2/(fan_in+fan_out)), untruncated.
 
     ``VarianceScaling(gain², "fan_avg", "untruncated_normal")``. Source: Glorot & Bengio (2010);
@@ -179,14 +212,9 @@ class XavierNormal(_Preset):
 
     formula = "N(0, gain²·2/(fan_in+fan_out))"
     source = "Glorot & Bengio 2010; torch.nn.init.xavier_normal_"
-    _params = ("gain",)
-
-    def __init__(self, gain: float = 1.0) -> None:
-        self.gain = check_positive("gain", gain)
-        super().__init__(self.gain**2, "fan_avg", "untruncated_normal")
 
 
-class XavierUniform(_Preset):
+class XavierUniform(_Xavier, distribution="uniform"):
     """Torch's Xavier uniform: U[-a, a], a = gain·√(6/(fan_in+fan_out)).
 
     ``VarianceScaling(gain², "fan_avg", "uniform")``. Source: Glorot & Bengio (2010);
@@ -195,11 +223,6 @@ class XavierUniform(_Preset):
 
     formula = "U[-gain·√(6/(fan_in+fan_out)), +…]"
     source = "Glorot & Bengio 2010; torch.nn.init.xavier_uniform_"
-    _params = ("gain",)
-
-    def __init__(self, gain: float = 1.0) -> None:
-        self.gain = check_positive("gain", gain)
-        super().__init__(self.gain**2, "fan_avg", "uniform")
 
 
 KaimingMode = Literal["fan_in", "fan_out"]
@@ -207,7 +230,6 @@ KaimingMode = Literal["fan_in", "fan_out"]
 
 class _Kaiming(_Preset):
     _params = ("a", "mode", "nonlinearity")
-    _distribution_name: DistributionName
 
     def __init__(self, a: float = 0.0, mode: KaimingMode = "fan_in", nonlinearity: str = "leaky_relu") -> None:
         self.a = check_finite("a", a)
@@ -216,7 +238,7 @@ class _Kaiming(_Preset):
         super().__init__(g**2, check_choice("mode", mode, ("fan_in", "fan_out")), self._distribution_name)
 
 
-class KaimingNormal(_Kaiming):
+class KaimingNormal(_Kaiming, distribution="untruncated_normal"):
     """Torch's Kaiming (He) normal: N(0, σ²), σ = gain(nonlinearity, a) / √fan, untruncated.
 
     Defaults ``a=0, mode="fan_in", nonlinearity="leaky_relu"`` are torch's (gain √2).
@@ -226,10 +248,9 @@ class KaimingNormal(_Kaiming):
 
     formula = "N(0, gain²/fan), gain = √(2/(1+a²))"
     source = "He et al. 2015; torch.nn.init.kaiming_normal_"
-    _distribution_name = "untruncated_normal"
 
 
-class KaimingUniform(_Kaiming):
+class KaimingUniform(_Kaiming, distribution="uniform"):
     """Torch's Kaiming (He) uniform: U[-b, b], b = gain(nonlinearity, a) · √(3 / fan).
 
     ``VarianceScaling(gain², mode, "uniform")``. Torch's layers call it with ``a=√5``, which gives their default
@@ -238,4 +259,3 @@ class KaimingUniform(_Kaiming):
 
     formula = "U[-gain·√(3/fan), +gain·√(3/fan)]"
     source = "He et al. 2015; torch.nn.init.kaiming_uniform_"
-    _distribution_name = "uniform"

@@ -8,10 +8,11 @@ names a scheme of the catalog and its expected effect.
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, NamedTuple, get_args
 
 from initlab.diagnostics._stats import SIGMOID_SATURATION, TANH_SATURATION, LayerStats
 from initlab.fileio import json_safe
@@ -94,15 +95,9 @@ class Finding:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "layers": list(self.layers),
-            "message": self.message,
-            "suggestion": self.suggestion,
-            "scheme": self.scheme,
-            "figures": json_safe(self.figures),
-        }
+        """Every field in order, as JSON: ``layers`` a list and ``figures`` made JSON-safe."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "layers": list(self.layers), "figures": json_safe(self.figures)}
 
 
 # The fix for each activation: (scheme name for initialize(), what it is, what it does).
@@ -220,50 +215,64 @@ def _symmetry(layers: Sequence[LayerStats]) -> list[Finding]:
     ]
 
 
+class _Drift(NamedTuple):
+    """A direction in which a ratio leaves its healthy range: ``past(r, t)`` says whether ``r`` is beyond the
+    threshold ``t`` that way, and ``worst`` picks the ratio furthest that way."""
+
+    past: Callable[[float, float], bool]
+    worst: Callable[[Iterable[float]], float]
+
+
+_BELOW = _Drift(operator.lt, min)
+_ABOVE = _Drift(operator.gt, max)
+
+# The signal's two failures, checked in this order: (kind, direction, threshold, error threshold, message).
+_SIGNAL_DRIFTS: tuple[tuple[FindingKind, _Drift, float, float, str], ...] = (
+    (
+        "vanishing_signal",
+        _BELOW,
+        VANISHING_SIGNAL_RATIO,
+        VANISHING_SIGNAL_ERROR,
+        "Vanishing signal: the pre-activation std falls below {threshold:g}× the input's in {span}, down to "
+        "{worst}× (per-layer factor {factor} over {n} layers). Deep layers see almost no signal and their gradients "
+        "vanish with it.",
+    ),
+    (
+        "exploding_signal",
+        _ABOVE,
+        EXPLODING_SIGNAL_RATIO,
+        EXPLODING_SIGNAL_ERROR,
+        "Exploding signal: the pre-activation std exceeds {threshold:g}× the input's in {span}, up to {worst}× "
+        "(per-layer factor {factor} over {n} layers). The weights are too large for their fan-in.",
+    ),
+)
+
+
 def _signal(layers: Sequence[LayerStats], input_std: float | None) -> list[Finding]:
     ref, ratios = signal_chain(layers, input_std)
     if not math.isfinite(ref):
         return []
-    last = ratios[-1]
-    factor = per_layer_factor(last, len(layers))
+    factor = per_layer_factor(ratios[-1], len(layers))
     figures_common = {
         "reference_std": ref,
-        "last_ratio": last,
+        "last_ratio": ratios[-1],
         "per_layer_factor": factor,
         "pre_std": {layer.name: layer.pre_std for layer in layers},
     }
+    scheme, what, effect = _fix(_dominant(layers))
     out: list[Finding] = []
-    low = [layer for layer, r in zip(layers, ratios, strict=True) if r < VANISHING_SIGNAL_RATIO]
-    if low:
-        worst = min(ratios)
-        kind = _dominant(layers)
-        scheme, what, effect = _fix(kind)
+    for kind, drift, threshold, error, message in _SIGNAL_DRIFTS:
+        hit = _names([layer for layer, r in zip(layers, ratios, strict=True) if drift.past(r, threshold)])
+        if not hit:
+            continue
+        worst = drift.worst(ratios)
+        text = message.format(threshold=threshold, span=_span(hit), worst=_g(worst), factor=_g(factor), n=len(layers))
         out.append(
             Finding(
-                "vanishing_signal",
-                "error" if worst < VANISHING_SIGNAL_ERROR else "warning",
-                _names(low),
-                f"Vanishing signal: the pre-activation std falls below {VANISHING_SIGNAL_RATIO:g}× the input's in "
-                f"{_span(_names(low))}, down to {_g(worst)}× (per-layer factor {_g(factor)} over {len(layers)} "
-                "layers). Deep layers see almost no signal and their gradients vanish with it.",
-                f"Use {what}; expected: {effect}.",
-                scheme,
-                {**figures_common, "worst_ratio": worst},
-            )
-        )
-    high = [layer for layer, r in zip(layers, ratios, strict=True) if r > EXPLODING_SIGNAL_RATIO]
-    if high:
-        worst = max(ratios)
-        kind = _dominant(layers)
-        scheme, what, effect = _fix(kind)
-        out.append(
-            Finding(
-                "exploding_signal",
-                "error" if worst > EXPLODING_SIGNAL_ERROR else "warning",
-                _names(high),
-                f"Exploding signal: the pre-activation std exceeds {EXPLODING_SIGNAL_RATIO:g}× the input's in "
-                f"{_span(_names(high))}, up to {_g(worst)}× (per-layer factor {_g(factor)} over {len(layers)} "
-                "layers). The weights are too large for their fan-in.",
+                kind,
+                "error" if drift.past(worst, error) else "warning",
+                hit,
+                text,
                 f"Use {what}; expected: {effect}.",
                 scheme,
                 {**figures_common, "worst_ratio": worst},
@@ -316,6 +325,29 @@ def _dead(layers: Sequence[LayerStats]) -> list[Finding]:
     ]
 
 
+# The backward signal's two failures, in the same form as _SIGNAL_DRIFTS.
+_GRADIENT_DRIFTS: tuple[tuple[FindingKind, _Drift, float, float, str], ...] = (
+    (
+        "vanishing_gradients",
+        _BELOW,
+        VANISHING_GRADIENT_RATIO,
+        VANISHING_GRADIENT_ERROR,
+        "Vanishing gradients: the gradient reaching the first layer's output is {ratio}× the one at the last "
+        "layer's (per-layer factor {factor}); it is below {threshold:g}× in {span}, whose inputs therefore barely "
+        "learn.",
+    ),
+    (
+        "exploding_gradients",
+        _ABOVE,
+        EXPLODING_GRADIENT_RATIO,
+        EXPLODING_GRADIENT_ERROR,
+        "Exploding gradients: the gradient reaching the first layer's output is {ratio}× the one at the last "
+        "layer's (per-layer factor {factor}), above {threshold:g}× in {span}: a learning rate that suits the last "
+        "layers will blow up the first ones.",
+    ),
+)
+
+
 def _gradients(layers: Sequence[LayerStats], ratio: float) -> list[Finding]:
     stds = {layer.name: layer.grad_output_std for layer in layers if layer.grad_output_std is not None}
     if len(stds) < 2 or math.isnan(ratio):
@@ -329,33 +361,17 @@ def _gradients(layers: Sequence[LayerStats], ratio: float) -> list[Finding]:
         "grad_weight_norm": {layer.name: layer.grad_weight_norm for layer in layers},
     }
     scheme, what, _ = _fix(_dominant(layers))
-    if ratio < VANISHING_GRADIENT_RATIO:
-        low = tuple(n for n, v in stds.items() if v is not None and v < VANISHING_GRADIENT_RATIO * last)
-        low = low or (next(iter(stds)),)
+    for kind, drift, threshold, error, message in _GRADIENT_DRIFTS:
+        if not drift.past(ratio, threshold):
+            continue
+        hit = tuple(n for n, v in stds.items() if v is not None and drift.past(v, threshold * last))
+        hit = hit or (next(iter(stds)),)
         return [
             Finding(
-                "vanishing_gradients",
-                "error" if ratio < VANISHING_GRADIENT_ERROR else "warning",
-                low,
-                f"Vanishing gradients: the gradient reaching the first layer's output is {_g(ratio)}× the one at the "
-                f"last layer's (per-layer factor {_g(factor)}); it is below {VANISHING_GRADIENT_RATIO:g}× in "
-                f"{_span(low)}, whose inputs therefore barely learn.",
-                f"Use {what}; expected: gradients of similar size at every layer.",
-                scheme,
-                figures,
-            )
-        ]
-    if ratio > EXPLODING_GRADIENT_RATIO:
-        high = tuple(n for n, v in stds.items() if v is not None and v > EXPLODING_GRADIENT_RATIO * last)
-        high = high or (next(iter(stds)),)
-        return [
-            Finding(
-                "exploding_gradients",
-                "error" if ratio > EXPLODING_GRADIENT_ERROR else "warning",
-                high,
-                f"Exploding gradients: the gradient reaching the first layer's output is {_g(ratio)}× the one at the "
-                f"last layer's (per-layer factor {_g(factor)}), above {EXPLODING_GRADIENT_RATIO:g}× in {_span(high)}: "
-                "a learning rate that suits the last layers will blow up the first ones.",
+                kind,
+                "error" if drift.past(ratio, error) else "warning",
+                hit,
+                message.format(threshold=threshold, span=_span(hit), ratio=_g(ratio), factor=_g(factor)),
                 f"Use {what}; expected: gradients of similar size at every layer.",
                 scheme,
                 figures,

@@ -9,7 +9,7 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -316,45 +316,43 @@ def make_figures(data: StudyData) -> list[Figure]:
     """The report's figures for ``data``: learning curves, initial weight histograms and per-layer norms."""
     styles = _figures.arm_styles(data.arms)
     n_seeds = len(data.study.config.get("seeds", []))
-    figures = [
-        Figure(
+    # (file name, title, caption, alt text, drawing); a drawing that returns None (nothing to show) is left out.
+    planned: list[tuple[str, str, str, str, Callable[[StudyData, dict[str, _figures.ArmStyle]], bytes | None]]] = [
+        (
             "learning_curves.png",
             "Learning curves",
             f"Training and validation loss (log scale) and accuracy against epoch. Each line is the mean over the "
             f"{n_seeds} seeds of one arm; the shaded band spans the minimum to the maximum over seeds. Diverged runs "
             f"stop before the epoch in which they diverged. The dotted line marks the target validation accuracy.",
             "Learning curves: training and validation loss and accuracy per epoch for each arm",
-            _figures.learning_curves(data, styles),
-        )
+            _figures.learning_curves,
+        ),
+        (
+            "initial_weights.png",
+            "Initial weight distributions",
+            "Histograms of the weights of the first, a middle and the last layer right after initialization, "
+            "before any training step: the model was rebuilt from the study config and initialized with each "
+            "arm's scheme and first seed. Each panel has its own x range; a constant tensor (zeros, ones) is one "
+            "bar.",
+            "Histograms of the initial weights of the first, a middle and the last layer for each arm",
+            _figures.initial_histograms,
+        ),
+        (
+            "layer_norms.png",
+            "Per-layer weight and gradient norms",
+            "Top: the Frobenius norm of each weight matrix at the end of each epoch (epoch 0: at initialization, "
+            "rebuilt with the first seed). Bottom: the root mean square of the gradient norm over the steps "
+            "sampled in each epoch. Mean over seeds, band = min–max over seeds, symmetric log scale (linear "
+            "below 0.001, so a zero norm is drawn at 0).",
+            "Per-layer weight norm and gradient norm against epoch for each arm",
+            _figures.layer_norms,
+        ),
     ]
-    hist = _figures.initial_histograms(data, styles)
-    if hist is not None:
-        figures.append(
-            Figure(
-                "initial_weights.png",
-                "Initial weight distributions",
-                "Histograms of the weights of the first, a middle and the last layer right after initialization, "
-                "before any training step: the model was rebuilt from the study config and initialized with each "
-                "arm's scheme and first seed. Each panel has its own x range; a constant tensor (zeros, ones) is one "
-                "bar.",
-                "Histograms of the initial weights of the first, a middle and the last layer for each arm",
-                hist,
-            )
-        )
-    norms = _figures.layer_norms(data, styles)
-    if norms is not None:
-        figures.append(
-            Figure(
-                "layer_norms.png",
-                "Per-layer weight and gradient norms",
-                "Top: the Frobenius norm of each weight matrix at the end of each epoch (epoch 0: at initialization, "
-                "rebuilt with the first seed). Bottom: the root mean square of the gradient norm over the steps "
-                "sampled in each epoch. Mean over seeds, band = min–max over seeds, symmetric log scale (linear "
-                "below 0.001, so a zero norm is drawn at 0).",
-                "Per-layer weight norm and gradient norm against epoch for each arm",
-                norms,
-            )
-        )
+    figures: list[Figure] = []
+    for filename, title, caption, alt, draw in planned:
+        png = draw(data, styles)
+        if png is not None:
+            figures.append(Figure(filename, title, caption, alt, png))
     return figures
 
 

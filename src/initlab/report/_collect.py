@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,27 +108,36 @@ def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
     with Store.in_dir(folder, readonly=True) as store:
         study = store.study()
         runs = store.runs()
-        epochs: dict[str, list[EpochRecord]] = {}
-        for e in store.epochs():
-            epochs.setdefault(e.run_id, []).append(e)
-        for records in epochs.values():
-            records.sort(key=lambda e: e.epoch)
+        epochs = _by_run(store.epochs())
         summary = summarize(store)
         diagnostics = store.diagnostics()
-    arms = [str(a["label"]) for a in study.config.get("arms", [])]
-    arms += sorted({r.arm for r in runs} - set(arms))
-    init = initial_weights(study.config, runs) if with_init else []
     return StudyData(
         study_dir=folder,
         study=study,
         runs=runs,
         epochs=epochs,
         summary=summary,
-        arms=arms,
+        arms=_arm_order(study.config, runs),
         target_accuracy=float(study.config.get("train", {}).get("target_accuracy", math.nan)),
-        init=init,
+        init=initial_weights(study.config, runs) if with_init else [],
         diagnostics=diagnostics,
     )
+
+
+def _by_run(epochs: Iterable[EpochRecord]) -> dict[str, list[EpochRecord]]:
+    """The epochs grouped by run id (runs in the order first met), each run's in epoch order."""
+    out: dict[str, list[EpochRecord]] = {}
+    for e in epochs:
+        out.setdefault(e.run_id, []).append(e)
+    for records in out.values():
+        records.sort(key=lambda e: e.epoch)
+    return out
+
+
+def _arm_order(config: Mapping[str, Any], runs: list[RunRecord]) -> list[str]:
+    """The arms' labels in the study's order, then, sorted, those of stored runs that the config does not list."""
+    arms = [str(a["label"]) for a in config.get("arms", [])]
+    return arms + sorted({r.arm for r in runs} - set(arms))
 
 
 def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[ArmInit]:

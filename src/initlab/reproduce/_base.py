@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from initlab.checks import did_you_mean
+from initlab.store import EpochRecord
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,50 @@ REGISTRY: dict[str, Reproduction] = {}
 
 
 def register(
-    name: str, title: str, source: str, full_time: str
-) -> Callable[[Callable[[Path, bool], Result]], Callable[[Path, bool], Result]]:
-    """Decorator that adds ``fn(out_dir, quick) -> Result`` to the registry under ``name``."""
+    name: str, title: str, source: str, full_time: str, *, heading: str
+) -> Callable[[Callable[[Result, Path], Result]], Callable[[Path, bool], Result]]:
+    """Decorator that adds a reproduction to the registry under ``name``.
 
-    def wrap(fn: Callable[[Path, bool], Result]) -> Callable[[Path, bool], Result]:
-        REGISTRY[name] = Reproduction(name, title, source, full_time, fn)
-        return fn
+    The decorated ``fn(result, out_dir) -> Result`` gets a new :class:`Result` of this reproduction, titled
+    ``heading`` (its ``quick`` says which form to run), fills in the claims and figures and returns it; the registry
+    and the module keep ``run(out_dir, quick) -> Result``, which calls it.
+    """
+
+    def wrap(fn: Callable[[Result, Path], Result]) -> Callable[[Path, bool], Result]:
+        def run(out: Path, quick: bool) -> Result:
+            return fn(Result(name, heading, source, quick), out)
+
+        REGISTRY[name] = Reproduction(name, title, source, full_time, run)
+        return run
 
     return wrap
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, imported when a reproduction first draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (90 dpi, tight box), close it and return ``path``."""
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def val_accuracy_curves(epochs: Iterable[EpochRecord]) -> dict[str, dict[int, list[float]]]:
+    """Each arm's validation accuracy in percent by epoch, one value per seed, from a study's stored epochs (run
+    ids ``ARM/sSEED``); a missing value counts as 0."""
+    curves: dict[str, dict[int, list[float]]] = {}
+    for e in epochs:
+        arm = e.run_id.rsplit("/", 1)[0]
+        curves.setdefault(arm, {}).setdefault(e.epoch, []).append(100 * (e.val_acc or 0.0))
+    return curves
 
 
 def reproduce(name: str, out: str | Path, *, quick: bool = False) -> Result:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import initlab
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure
 
 LAYERS = (2, 10, 5, 1)
 ITERATIONS = 15_000
@@ -128,14 +128,10 @@ def _same_digits(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
 
 
-@register(
-    "dlai-circles",
-    "Zeros, large random and He initialization of a 3-layer ReLU network on make_circles",
-    SOURCE,
-    "about 10 s (the quick form is the full run)",
-)
-def run(out: Path, quick: bool) -> Result:
-    result = Result("dlai-circles", "Initialization on make_circles (deeplearning.ai)", SOURCE, quick)
+@register("dlai-circles", "Zeros, large random and He initialization of a 3-layer ReLU network on make_circles", SOURCE,
+          "about 10 s (the quick form is the full run)",
+          heading="Initialization on make_circles (deeplearning.ai)")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
     runs = {kind: train(kind) for kind in ("zeros", "random", "he")}
     for kind, published in PUBLISHED_COSTS.items():
         measured = runs[kind][0]
@@ -164,11 +160,7 @@ def run(out: Path, quick: bool) -> Result:
 
 def _figures(out: Path, runs: dict) -> list[Path]:
     """The assignment's figures: the cost curves and each model's decision boundary on the training set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(17, 4), layout="constrained")
     styles = {"zeros": ("tab:gray", "--"), "random": ("tab:orange", ":"), "he": ("tab:blue", "-")}
     for kind, (costs, *_) in runs.items():
@@ -186,7 +178,4 @@ def _figures(out: Path, runs: dict) -> list[Path]:
         ax.scatter(x[0], x[1], c=y[0], cmap="Spectral", s=10, edgecolors="k", linewidths=0.3)
         ax.set(title=f"{kind} init: train acc {acc[0]:.3f}", xlabel="x1", ylabel="x2", xlim=(-1.5, 1.5),
                ylim=(-1.5, 1.5))  # fmt: skip
-    path = out / "dlai_circles.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, out / "dlai_circles.png")]

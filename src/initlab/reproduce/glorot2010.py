@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure
 
 WIDTHS = (1000,) * 5
 SPEC = f"mlp:{','.join(map(str, WIDTHS))};act=tanh"
@@ -95,15 +95,11 @@ def ratios(p: dict[str, list]) -> dict[str, float]:
     }
 
 
-@register(
-    "glorot2010",
-    "Activations and gradients of a 5-layer tanh network: standard vs normalized initialization",
-    SOURCE,
-    "about 40 s (2 initializations x 5 seeds, at initialization); the quick form about 5 s",
-)
-def run(out: Path, quick: bool) -> Result:
-    result = Result("glorot2010", "Standard vs normalized initialization (Glorot & Bengio 2010)", SOURCE, quick)
-    seeds = (0,) if quick else FULL_SEEDS
+@register("glorot2010", "Activations and gradients of a 5-layer tanh network: standard vs normalized initialization",
+          SOURCE, "about 40 s (2 initializations x 5 seeds, at initialization); the quick form about 5 s",
+          heading="Standard vs normalized initialization (Glorot & Bengio 2010)")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
+    seeds = (0,) if result.quick else FULL_SEEDS
     profiles = {init: [profile(init, s) for s in seeds] for init in INITS}
     mean = {init: {k: statistics.fmean(ratios(p)[k] for p in ps) for k in ("activation", "backprop", "weight_grad")}
             for init, ps in profiles.items()}  # fmt: skip
@@ -129,11 +125,7 @@ def _figures(out: Path, profiles: dict[str, list[dict[str, list]]], seed: int) -
     """Per-layer stds (mean ± std over seeds) and, as the paper's figures 6-7, per-layer histograms of the
     activations and back-propagated gradients of one seed: the diagnosis' own histograms where it has them, else
     histograms of values recorded by forward hooks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = range(1, len(WIDTHS) + 1)
     n = len(next(iter(profiles.values())))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
@@ -150,9 +142,7 @@ def _figures(out: Path, profiles: dict[str, list[dict[str, list]]], seed: int) -
                xticks=list(layers))  # fmt: skip
         ax.legend()
     fig.suptitle(f"5 x 1000 tanh MLP on {BATCH} MNIST images, mean ± std over {n} seed(s), CPU")
-    summary = out / "glorot2010_layers.png"
-    fig.savefig(summary, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    summary = save_figure(fig, out / "glorot2010_layers.png")
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 7), layout="constrained")
     for col, init in enumerate(INITS):
@@ -167,10 +157,7 @@ def _figures(out: Path, profiles: dict[str, list[dict[str, list]]], seed: int) -
                    yscale="log")  # fmt: skip
             ax.legend(fontsize=8)
     fig.suptitle("Per-layer histograms at initialization (Glorot & Bengio 2010, figures 6-7)")
-    hists = out / "glorot2010_histograms.png"
-    fig.savefig(hists, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return [summary, hists]
+    return [summary, save_figure(fig, out / "glorot2010_histograms.png")]
 
 
 def _densities(p: dict[str, list], init: str, seed: int) -> tuple[list[tuple[list[float], list[float]]], ...]:

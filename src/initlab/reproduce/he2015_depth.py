@@ -33,7 +33,7 @@ import math
 import statistics
 from pathlib import Path
 
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure, val_accuracy_curves
 from initlab.store import Store
 from initlab.studies import Arm, Study, run_study, summarize
 from initlab.training import TrainSettings
@@ -79,16 +79,16 @@ def study(quick: bool) -> Study:
 
 
 @register("he2015-depth", "Xavier vs He vs LSUV on a 50-layer plain ReLU network (MNIST-1D)", SOURCE,
-          "about 1 minute (3 arms x 3 seeds x 20 epochs); the quick form about 15-30 s")  # fmt: skip
-def run(out: Path, quick: bool) -> Result:
-    result = Result("he2015-depth", "Depth and initialization: a 50-layer ReLU network (He et al. 2015)", SOURCE, quick)
-    spec = study(quick)
+          "about 1 minute (3 arms x 3 seeds x 20 epochs); the quick form about 15-30 s",
+          heading="Depth and initialization: a 50-layer ReLU network (He et al. 2015)")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
+    spec = study(result.quick)
     folder = run_study(spec, out / "study")
     with Store.in_dir(folder, readonly=True) as store:
         rows = {r.arm: r for r in summarize(store)}
         epochs = store.epochs()
     acc = {arm: r.test_acc.mean * 100 for arm, r in rows.items()}
-    if quick:
+    if result.quick:
         _check_losses(result, epochs, spec.train.epochs)
     else:
         result.check("Xavier (std √(1/n)) stalls at chance", f"within {NEAR_CHANCE:g} points of {CHANCE:g}%",
@@ -119,15 +119,8 @@ def _check_losses(result: Result, epochs: list, last: int) -> None:
 
 def _figure(out: Path, epochs: list, acc: dict[str, float], seeds: int) -> Path:
     """Validation accuracy against epoch per arm, mean over seeds with the range as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[str, dict[int, list[float]]] = {}
-    for e in epochs:
-        arm = e.run_id.rsplit("/", 1)[0]
-        curves.setdefault(arm, {}).setdefault(e.epoch, []).append(100 * (e.val_acc or 0.0))
+    plt = pyplot()
+    curves = val_accuracy_curves(epochs)
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for (arm, by_epoch), style in zip(curves.items(), ("o:", "s-", "^--"), strict=False):
         xs = sorted(by_epoch)
@@ -139,7 +132,4 @@ def _figure(out: Path, epochs: list, acc: dict[str, float], seeds: int) -> Path:
     ax.set(title=f"{DEPTH}-layer plain ReLU MLP on MNIST-1D: validation accuracy (mean and range of {seeds} "
                  "seed(s), CPU)", xlabel="epoch", ylabel="validation accuracy (%)")  # fmt: skip
     ax.legend()
-    path = out / "he2015_depth.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "he2015_depth.png")

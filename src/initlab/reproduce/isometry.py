@@ -40,7 +40,7 @@ from torch import nn
 
 import initlab
 from initlab.diagnostics import ISOMETRY_BAND
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure
 
 DEPTH = 32  # weight layers, the paper's figure 1 depth
 WIDTH = 128  # the paper uses N = 1000; 128 keeps the full form to seconds on 2 cores
@@ -149,16 +149,12 @@ def spread(sv: np.ndarray) -> dict[str, float]:
     }
 
 
-@register(
-    "isometry",
-    "Jacobian singular values of 32-layer tanh (orthogonal, Gaussian) and ReLU networks",
-    SOURCE,
-    "about 5 s (3 networks x 3 seeds x 32 samples); the quick form about 1 s",
-)
-def run(out: Path, quick: bool) -> Result:
-    result = Result("isometry", "Dynamical isometry at depth 32 (Pennington et al. 2017)", SOURCE, quick)
-    seeds = (0,) if quick else (0, 1, 2)
-    samples = 8 if quick else 32
+@register("isometry", "Jacobian singular values of 32-layer tanh (orthogonal, Gaussian) and ReLU networks", SOURCE,
+          "about 5 s (3 networks x 3 seeds x 32 samples); the quick form about 1 s",
+          heading="Dynamical isometry at depth 32 (Pennington et al. 2017)")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
+    seeds = (0,) if result.quick else (0, 1, 2)
+    samples = 8 if result.quick else 32
     spectra = {net.label: spectrum(net, seeds, samples) for net in NETS}
     stats = {label: spread(sv) for label, sv in spectra.items()}
     band = f"[{ISOMETRY_BAND[0]:g}, {ISOMETRY_BAND[1]:g}]"
@@ -190,11 +186,7 @@ def run(out: Path, quick: bool) -> Result:
 def _figure(out: Path, spectra: dict[str, np.ndarray], stats: dict[str, dict[str, float]], seeds: int,
             samples: int) -> Path:  # fmt: skip
     """Density of the singular values on a log axis, one curve per network (the paper's figure 1, bottom row)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     top = max(float(sv.max()) for sv in spectra.values())
     bins = np.logspace(math.log10(FIGURE_FLOOR), math.log10(top), 80)
@@ -212,7 +204,4 @@ def _figure(out: Path, spectra: dict[str, np.ndarray], stats: dict[str, dict[str
            xlabel="singular value σ (dimensionless, log scale)",
            ylabel="fraction of singular values per bin")  # fmt: skip
     ax.legend(fontsize=8)
-    path = out / "isometry.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "isometry.png")

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 import initlab
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure, val_accuracy_curves
 from initlab.store import Store
 from initlab.studies import Arm, Study, run_study, summarize
 from initlab.studies.spec import ARTICLE_INITS
@@ -45,10 +45,10 @@ def study(quick: bool) -> Study:
 
 
 @register("keras-mnist", "Twelve Keras initializers on the MNIST Dense network", SOURCE,
-          "about 7 minutes (12 initializers x 3 seeds x 20 epochs); the quick form about 30 s")  # fmt: skip
-def run(out: Path, quick: bool) -> Result:
-    result = Result("keras-mnist", "Twelve initializers on MNIST (Keras article)", SOURCE, quick)
-    folder = run_study(study(quick), out / "study")
+          "about 7 minutes (12 initializers x 3 seeds x 20 epochs); the quick form about 30 s",
+          heading="Twelve initializers on MNIST (Keras article)")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
+    folder = run_study(study(result.quick), out / "study")
     with Store.in_dir(folder, readonly=True) as store:
         rows = {r.arm: r for r in summarize(store)}
         epochs = store.epochs()
@@ -66,22 +66,15 @@ def run(out: Path, quick: bool) -> Result:
     result.check("The variance-scaled initializers end within about one point of each other",
                  f"spread <= {ABOUT_ONE_POINT:.1f} points", f"{spread:.2f} points ({worst_scaled:.2f}-"
                  f"{worst_scaled + spread:.2f}%)", spread <= ABOUT_ONE_POINT)  # fmt: skip
-    result.details = {"test_accuracy_percent": acc, "seeds": len(study(quick).seeds), "study": str(folder)}
+    result.details = {"test_accuracy_percent": acc, "seeds": len(study(result.quick).seeds), "study": str(folder)}
     result.figures = [_figure(out, epochs, acc)]
     return result
 
 
 def _figure(out: Path, epochs: list, acc: dict[str, float]) -> Path:
     """Validation accuracy against epoch, one line per initializer (mean over seeds), as the article plots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[str, dict[int, list[float]]] = {}
-    for e in epochs:
-        arm = e.run_id.rsplit("/", 1)[0]
-        curves.setdefault(arm, {}).setdefault(e.epoch, []).append(100 * (e.val_acc or 0.0))
+    plt = pyplot()
+    curves = val_accuracy_curves(epochs)
     fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     styles = ["-", "--", ":", "-."]
     for i, arm in enumerate(sorted(curves, key=lambda a: -acc.get(a, 0))):
@@ -91,7 +84,4 @@ def _figure(out: Path, epochs: list, acc: dict[str, float]) -> Path:
     ax.set(title="MNIST Dense network: validation accuracy by initializer", xlabel="epoch",
            ylabel="validation accuracy (%)")  # fmt: skip
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    path = out / "keras_mnist.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "keras_mnist.png")

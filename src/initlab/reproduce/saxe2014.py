@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import initlab
-from initlab.reproduce._base import Result, register
+from initlab.reproduce._base import Result, pyplot, register, save_figure
 from initlab.seeding import derive_seed
 
 WIDTH = 32
@@ -65,12 +65,12 @@ def learning_time(depth: int, init: initlab.Initializer, seed: int, max_steps: i
 
 
 @register("saxe2014", "Learning time against depth in deep linear networks", SOURCE,
-          "about 2 minutes (depths 1-32, 3 seeds); the quick form about 10 s")  # fmt: skip
-def run(out: Path, quick: bool) -> Result:
-    result = Result("saxe2014", "Deep linear networks: learning time against depth", SOURCE, quick)
-    depths = (1, 4, 12) if quick else (1, 2, 4, 8, 16, 32)
-    seeds = (0,) if quick else (0, 1, 2)
-    max_steps = 3000 if quick else MAX_STEPS
+          "about 2 minutes (depths 1-32, 3 seeds); the quick form about 10 s",
+          heading="Deep linear networks: learning time against depth")  # fmt: skip
+def run(result: Result, out: Path) -> Result:
+    depths = (1, 4, 12) if result.quick else (1, 2, 4, 8, 16, 32)
+    seeds = (0,) if result.quick else (0, 1, 2)
+    max_steps = 3000 if result.quick else MAX_STEPS
     with torch.random.fork_rng():
         torch.set_num_threads(1)
         times = {name: {d: [learning_time(d, init, s, max_steps) for s in seeds] for d in depths}
@@ -92,11 +92,7 @@ def run(out: Path, quick: bool) -> Result:
 
 
 def _figure(out: Path, mean: dict[str, dict[int, float]], max_steps: int) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for (name, by_depth), (style, marker) in zip(mean.items(), [("-", "o"), ("--", "s")], strict=True):
         ax.plot(list(by_depth), list(by_depth.values()), style, marker=marker, label=f"{name} init")
@@ -106,7 +102,4 @@ def _figure(out: Path, mean: dict[str, dict[int, float]], max_steps: int) -> Pat
            title="Deep linear networks: learning time")  # fmt: skip
     ax.set_xticks(list(next(iter(mean.values()))), labels=[str(d) for d in next(iter(mean.values()))])
     ax.legend()
-    path = out / "saxe2014.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "saxe2014.png")

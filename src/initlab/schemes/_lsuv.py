@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from initlab.catalog import Orthogonal, RandomNormal
-from initlab.checks import check_int, check_nonnegative, check_positive, did_you_mean
+from initlab.checks import check_int, check_keys, check_mapping, check_nonnegative, check_positive
 from initlab.schemes._apply import apply_rules
 from initlab.schemes._report import InitEntry, InitReport
 from initlab.schemes._roles import slots
@@ -93,14 +93,10 @@ class LSUV:
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> LSUV:
         """Read :meth:`to_dict`'s form, or the bare settings dict."""
-        if not isinstance(config, Mapping):
-            raise TypeError(f"an LSUV config must be a dict, got {type(config).__name__}.")
+        check_mapping("an LSUV config", config)
         if "class_name" in config:
             config = config.get("config") or {}
-        unknown = [k for k in config if k not in _FIELDS]
-        if unknown:
-            hint = did_you_mean(str(unknown[0]), _FIELDS)
-            raise ValueError(f"LSUV config has unknown keys {unknown}; allowed: {', '.join(_FIELDS)}.{hint}")
+        check_keys("LSUV config", config, _FIELDS, listed_as="allowed")
         return cls(**config)
 
     def apply(self, model: nn.Module, *, seed: Seed = None, data: ModelInput | None = None) -> InitReport:

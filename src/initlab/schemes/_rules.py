@@ -15,7 +15,7 @@ from typing import Any, Literal
 from torch import nn
 
 from initlab.catalog import Constant, Initializer, Ones, Orthogonal, Zeros, get, serialize
-from initlab.checks import check_choice, check_int, did_you_mean
+from initlab.checks import check_choice, check_int, check_keys, check_mapping
 from initlab.schemes._roles import BLOCKS, ROLES, Role, Slot
 
 #: The initializer of a rule whose weights are chosen from the activation that follows each layer (see "auto").
@@ -162,12 +162,8 @@ class Rule:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Rule:
-        if not isinstance(config, Mapping):
-            raise TypeError(f"a rule config must be a dict, got {type(config).__name__}.")
-        unknown = [k for k in config if k not in _RULE_KEYS]
-        if unknown:
-            hint = did_you_mean(str(unknown[0]), _RULE_KEYS)
-            raise ValueError(f"rule config has unknown keys {unknown}; allowed keys: {', '.join(_RULE_KEYS)}.{hint}")
+        check_mapping("a rule config", config)
+        check_keys("rule config", config, _RULE_KEYS)
         if "init" not in config:
             raise ValueError(f"rule config {dict(config)!r} has no 'init'; every rule needs an initializer.")
         kwargs = dict(config)

@@ -24,7 +24,7 @@ from initlab.catalog import (
     get,
     serialize,
 )
-from initlab.checks import check_finite, did_you_mean
+from initlab.checks import check_finite, check_keys, check_mapping
 from initlab.schemes import _toml
 from initlab.schemes._apply import apply_rules
 from initlab.schemes._report import InitReport
@@ -180,12 +180,8 @@ class Scheme:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Scheme:
-        if not isinstance(config, Mapping):
-            raise TypeError(f"a scheme config must be a dict, got {type(config).__name__}.")
-        unknown = [k for k in config if k not in _SCHEME_KEYS]
-        if unknown:
-            hint = did_you_mean(str(unknown[0]), _SCHEME_KEYS)
-            raise ValueError(f"scheme config has unknown keys {unknown}; allowed: {', '.join(_SCHEME_KEYS)}.{hint}")
+        check_mapping("a scheme config", config)
+        check_keys("scheme config", config, _SCHEME_KEYS, listed_as="allowed")
         rules = config.get("rules", [])
         if not isinstance(rules, Sequence) or isinstance(rules, (str, Mapping)):
             raise TypeError(f"'rules' must be a list of rule dicts, got {type(rules).__name__}.")

@@ -256,6 +256,28 @@ class Store:
         ):
             self._unknown_run(conn, run_id)
 
+    def _select_by_run(
+        self, table: str, columns: Sequence[str], order: Sequence[str], run_id: str | None, **equal: str | None
+    ) -> list[Any]:
+        """The ``columns`` of ``table``'s rows, of one run (which must exist) or of all, ordered by run (as added),
+        then by the ``order`` columns; each ``equal`` column that is given a value other than None must equal it.
+
+        The table and column names are this module's own constants; values are bound as parameters.
+        """
+        conn = self.conn
+        if run_id is not None:
+            self._require_run(conn, run_id)
+        filters = {"run_id": run_id, **equal}
+        clauses = [f"t.{column} = ?" for column, value in filters.items() if value is not None]
+        args = [value for value in filters.values() if value is not None]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        listed = ", ".join(f"t.{c}" for c in columns)
+        ordered = ", ".join(f"t.{c}" for c in order)
+        return conn.execute(
+            f"SELECT {listed} FROM {table} t JOIN runs r ON r.run_id = t.run_id {where} ORDER BY r.rowid, {ordered}",
+            args,
+        ).fetchall()
+
     def set_status(
         self, run_id: str, status: RunStatus, *, message: str | None = None, diverged_epoch: int | None = None
     ) -> None:
@@ -412,16 +434,8 @@ class Store:
 
     def epochs(self, run_id: str | None = None) -> list[EpochRecord]:
         """Stored epochs with their layer statistics, of one run or of all, ordered by run (as added) then epoch."""
-        conn = self.conn
-        where, args = "", ()
-        if run_id is not None:
-            self._require_run(conn, run_id)
-            where, args = "WHERE e.run_id = ?", (run_id,)
-        rows = conn.execute(
-            "SELECT e.run_id, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.wall_time_s, e.extra, "
-            f"e.special FROM epochs e JOIN runs r ON r.run_id = e.run_id {where} ORDER BY r.rowid, e.epoch",
-            args,
-        ).fetchall()
+        columns = ("run_id", "epoch", *EPOCH_FLOATS, "wall_time_s", "extra", "special")
+        rows = self._select_by_run("epochs", columns, ("epoch",), run_id)
         layers: dict[tuple[str, int], list[LayerStat]] = {}
         for rid, epoch, stat in self.layer_stats(run_id):
             layers.setdefault((rid, epoch), []).append(stat)
@@ -445,21 +459,8 @@ class Store:
 
     def layer_stats(self, run_id: str | None = None, *, layer: str | None = None) -> list[tuple[str, int, LayerStat]]:
         """``(run_id, epoch, LayerStat)`` for one run or all, optionally one layer; by run, epoch, layer order."""
-        conn = self.conn
-        clauses, args = [], []
-        if run_id is not None:
-            self._require_run(conn, run_id)
-            clauses.append("s.run_id = ?")
-            args.append(run_id)
-        if layer is not None:
-            clauses.append("s.layer = ?")
-            args.append(layer)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = conn.execute(
-            "SELECT s.run_id, s.epoch, s.layer, s.weight_norm, s.grad_norm, s.special FROM layer_stats s "
-            f"JOIN runs r ON r.run_id = s.run_id {where} ORDER BY r.rowid, s.epoch, s.position",
-            args,
-        ).fetchall()
+        columns = ("run_id", "epoch", "layer", "weight_norm", "grad_norm", "special")
+        rows = self._select_by_run("layer_stats", columns, ("epoch", "position"), run_id, layer=layer)
         out = []
         for rid, epoch, name, w, g, special in rows:
             sp = parse_json(special) or {}
@@ -493,16 +494,7 @@ class Store:
 
     def diagnostics(self, run_id: str | None = None) -> list[tuple[str, int, dict[str, Any]]]:
         """``(run_id, epoch, payload)`` for one run or all, ordered by run (as added) then epoch."""
-        conn = self.conn
-        where, args = "", ()
-        if run_id is not None:
-            self._require_run(conn, run_id)
-            where, args = "WHERE d.run_id = ?", (run_id,)
-        rows = conn.execute(
-            f"SELECT d.run_id, d.epoch, d.payload FROM diagnostics d JOIN runs r ON r.run_id = d.run_id {where} "
-            "ORDER BY r.rowid, d.epoch",
-            args,
-        ).fetchall()
+        rows = self._select_by_run("diagnostics", ("run_id", "epoch", "payload"), ("epoch",), run_id)
         return [(rid, epoch, parse_json(payload)) for rid, epoch, payload in rows]
 
     # -- export --------------------------------------------------------------------------------------------------
