@@ -118,6 +118,9 @@ class _Trainer:
         self.start = task.runs[0].start_epoch
         self.live = list(task.runs)
         self.total = self.settings.total_epochs(self.train.x.shape[0])
+        # One fixed batch for every run and epoch, so that diagnoses compare across arms, seeds and epochs.
+        pick = torch.randperm(self.train.x.shape[0], generator=torch.Generator().manual_seed(0))[:DIAGNOSE_BATCH]
+        self.diag_x, self.diag_y = self.train.x[pick], self.train.y[pick]
 
     def model(self) -> torch.nn.Module:
         return build.build_model(self.study, self.train.input_shape, self.train.num_classes)
@@ -130,9 +133,6 @@ class _Trainer:
                 sample = build.init_sample(self.train.x, r.seed)
                 build.initialize(model, self.study.arms[r.arm_index].scheme, seed=r.seed, sample=sample)
             models.append(model)
-        # One fixed batch for every run and epoch, so that diagnoses compare across arms, seeds and epochs.
-        pick = torch.randperm(self.train.x.shape[0], generator=torch.Generator().manual_seed(0))[:DIAGNOSE_BATCH]
-        self.diag_x, self.diag_y = self.train.x[pick], self.train.y[pick]
         if self.start == 0 and 0 in self.study.diagnose_epochs:
             for r, model in zip(self.live, models, strict=True):
                 self.emit(Diagnosed(self.task.shard, r.run_id, 0, diagnosis(model, self.diag_x, self.diag_y)))
