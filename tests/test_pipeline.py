@@ -66,7 +66,7 @@ def test_the_plan_starts_each_run_from_its_last_committed_epoch(tmp_path: Path) 
     study = tiny_study()
     with Store.in_dir(tmp_path) as store:
         store.init_study(study.name, study.config(), meta={})
-        first = plan.register(study, store, epochs_per_run=2)
+        first = plan.register(study, store, train_size=1000)
         assert [r.start_epoch for r in first.runs] == [0, 0, 0, 0]
         assert first.pending == first.runs
         assert (first.progress.total_epochs, first.progress.done_epochs) == (8, 0)
@@ -74,7 +74,7 @@ def test_the_plan_starts_each_run_from_its_last_committed_epoch(tmp_path: Path) 
         store.record_epochs([epoch_row("he_normal/s1", 1)])
         store.record_epochs([epoch_row("he_normal/s1", 2)])
         store.record_test("he_normal/s1", {"test_loss": 1.0, "test_acc": 0.5}, wall_time_s=0.1)
-        again = plan.register(study, store, epochs_per_run=2)
+        again = plan.register(study, store, train_size=1000)
         assert {r.run_id: r.start_epoch for r in again.pending} == {"he_normal/s0": 1, "zeros/s0": 1, "zeros/s1": 0}
         assert (again.progress.done_epochs, again.progress.finished_runs) == (4, 1)
         # The shards are cut over all runs, so the resumed populations are those of the first start.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import scipy.stats
@@ -269,3 +270,190 @@ def test_population_trains_on_cuda_like_on_cpu(make) -> None:
     for name, p in cpu.params.items():
         assert gpu.params[name].device.type == "cuda"
         assert rel_err(gpu.params[name].detach().cpu(), p.detach()) < 1e-3
+
+
+# -- learning rates per model ----------------------------------------------------------------------------------------
+RATES = {"adam": [1e-3, 3e-3, 1e-2, 3e-2], "adamw": [1e-3, 3e-3, 1e-2, 3e-2], "sgd": [0.01, 0.03, 0.1, 0.3],
+         "rmsprop": [1e-4, 3e-4, 1e-3, 3e-3]}  # fmt: skip
+
+
+def train(pop: Population, x: torch.Tensor, y: torch.Tensor, steps: range | None = None) -> Population:
+    pop.train_epoch(Batch(x[t], y[t]) for t in (steps if steps is not None else range(x.shape[0])))
+    return pop
+
+
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+@pytest.mark.parametrize(
+    "settings",
+    [TrainSettings(optimizer="adam"), TrainSettings(optimizer="sgd", momentum=0.9, nesterov=True),
+     TrainSettings(optimizer="adamw", weight_decay=0.1), TrainSettings(optimizer="rmsprop")],
+    ids=lambda s: s.optimizer,
+)  # fmt: skip
+def test_per_model_learning_rates_equal_each_run_trained_alone_at_its_rate(make, settings: TrainSettings) -> None:
+    models = [make(seed) for seed in range(4)]
+    rates = RATES[settings.optimizer]
+    x, y = data()
+    pop = Population(models, settings)
+    pop.set_lr(rates)
+    assert pop.lrs == rates
+    train(pop, x, y)
+    shared = train(Population(models, replace(settings, lr=rates[0])), x, y)
+    for i, model in enumerate(models):
+        ref = alone(model, replace(settings, lr=rates[i]), x, y)
+        for name, p in ref.named_parameters():
+            assert rel_err(pop.params[name][i].detach(), p.detach()) < 1e-4, (i, name)
+            # The rates took effect: every model but the first moved unlike the same model at rates[0].
+            if i > 0:
+                assert rel_err(pop.params[name][i].detach(), shared.params[name][i].detach()) > 1e-3, (i, name)
+
+
+@pytest.mark.parametrize("make", [mlp, Custom], ids=["stacked-mlp", "vmap-general"])
+def test_a_run_trains_alike_alone_and_in_a_mixed_lr_population(make) -> None:
+    # The same kernel steps a model in a mixed-lr population as in a population of one at its rate, and its state
+    # has the same form, so a run's results and checkpoints do not depend on which population it trained in.
+    models = [make(seed) for seed in range(3)]
+    rates = [1e-3, 1e-2, 3e-2]
+    x, y = data(steps=10)
+    pop = Population(models, TrainSettings(optimizer="adam"))
+    pop.set_lr(rates)
+    train(pop, x, y)
+    for i, model in enumerate(models):
+        one = Population([model], TrainSettings(optimizer="adam", lr=rates[i]))
+        train(one, x, y)
+        mixed, single = pop.run_state(i), one.run_state(0)
+        for part in ("params", "optim"):
+            torch.testing.assert_close(mixed[part], single[part], rtol=1e-6, atol=1e-7)
+
+
+def test_equal_rates_keep_the_stacked_optimizer_bit_for_bit() -> None:
+    models = [mlp(seed) for seed in range(4)]
+    x, y = data(steps=10)
+    today = train(Population(models, TrainSettings(optimizer="adam", lr=1e-2)), x, y)
+    as_float = Population(models, TrainSettings(optimizer="adam", lr=1e-3))
+    as_float.set_lr(1e-2)
+    as_list = Population(models, TrainSettings(optimizer="adam", lr=1e-3))
+    as_list.set_lr([1e-2] * 4)
+    for pop in (as_float, as_list):
+        assert len(pop.optimizer.param_groups) == 1  # today's one optimizer over the stacked tensors
+        assert pop.optimizer.param_groups[0]["params"] == list(pop.params.values())
+        assert pop.lrs == [1e-2] * 4
+        train(pop, x, y)
+        for name, p in today.params.items():
+            assert torch.equal(pop.params[name], p), name
+
+
+def test_equal_rates_after_different_ones_return_to_the_stacked_optimizer_with_the_state() -> None:
+    models = [mlp(seed) for seed in range(4)]
+    settings = TrainSettings(optimizer="adam")
+    x, y = data(steps=10)
+    pop = Population(models, settings)
+    pop.set_lr(RATES["adam"])
+    train(pop, x, y, range(5))
+    assert len(pop.optimizer.param_groups) == 4
+    # The same epoch continued by a fresh population loaded from the checkpoints, on today's path.
+    resumed = Population(models, settings)
+    resumed.load_run_states([pop.run_state(i) for i in range(4)])
+    for p in (pop, resumed):
+        p.set_lr(2e-3)
+        assert len(p.optimizer.param_groups) == 1
+        train(p, x, y, range(5, 10))
+    for name, p in resumed.params.items():
+        assert torch.equal(pop.params[name], p), name
+    assert pop.run_state(2)["optim"]["1.weight"]["step"] == 10
+
+
+@pytest.mark.parametrize("load_first", [True, False], ids=["load-then-set_lr", "set_lr-then-load"])
+def test_checkpoint_round_trip_in_a_mixed_lr_population(load_first: bool) -> None:
+    models = [mlp(seed) for seed in range(3)]
+    settings = TrainSettings(optimizer="adam")
+    rates = [1e-3, 1e-2, 3e-2]
+    x, y = data(steps=10)
+    a = Population(models, settings)
+    a.set_lr(rates)
+    train(a, x, y, range(5))
+    states = [a.run_state(i) for i in range(3)]
+    # A checkpoint has the form of a shared-lr population's: the same keys and per-run shapes.
+    plain = train(Population(models, settings), x, y, range(5)).run_state(0)
+    assert {k: {n: t.shape for n, t in v.items()} for k, v in states[0]["optim"].items()} == {
+        k: {n: t.shape for n, t in v.items()} for k, v in plain["optim"].items()
+    }
+    saved = copy.deepcopy(states)
+    b = Population(models, settings)
+    if load_first:
+        b.load_run_states(states)
+        b.set_lr(rates)
+    else:
+        b.set_lr(rates)
+        b.load_run_states(states)
+    for pop in (a, b):
+        train(pop, x, y, range(5, 10))
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name]), name
+    # Loading copied the states: training b did not write into the checkpoints it came from.
+    for state, before in zip(states, saved, strict=True):
+        torch.testing.assert_close(state, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_keep_after_set_lr_keeps_the_rates_of_the_runs_it_keeps(optimizer: str) -> None:
+    models = [mlp(seed) for seed in range(4)]
+    settings = TrainSettings(optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    rates = RATES[optimizer]
+    x, y = data(steps=10)
+    full = Population(models, settings)
+    full.set_lr(rates)
+    train(full, x, y)
+    part = Population(models, settings)
+    part.set_lr(rates)
+    train(part, x, y, range(5))
+    part.keep([0, 2, 3])
+    assert part.lrs == [rates[0], rates[2], rates[3]]
+    train(part, x, y, range(5, 10))
+    for name, p in part.params.items():
+        torch.testing.assert_close(p.detach(), full.params[name].detach()[[0, 2, 3]], rtol=1e-5, atol=1e-6)
+    # Keeping runs of one rate returns to the stacked optimizer.
+    part.keep([1])
+    assert part.lrs == [rates[2]]
+    assert len(part.optimizer.param_groups) == 1
+
+
+def test_set_lr_rejects_bad_rates() -> None:
+    pop = Population([mlp(0), mlp(1), mlp(2)], TrainSettings())
+    with pytest.raises(ValueError, match="one rate per model: 3 for this population, got 2"):
+        pop.set_lr([1e-3, 1e-2])
+    with pytest.raises(ValueError, match=r"lr\[1\] must be > 0, got 0\.0"):
+        pop.set_lr([1e-3, 0.0, 1e-2])
+    with pytest.raises(ValueError, match=r"lr must be > 0, got -0\.1"):
+        pop.set_lr(-0.1)
+    with pytest.raises(ValueError, match=r"lr\[2\] must be finite"):
+        pop.set_lr([1e-3, 1e-2, float("nan")])
+    with pytest.raises(TypeError, match="lr must be a number or a sequence"):
+        pop.set_lr("0.01")
+    # A rejected call changes nothing; NumPy and torch rates are accepted.
+    assert pop.lrs == [1e-3] * 3
+    pop.set_lr(torch.tensor([1e-3, 2e-3, 4e-3], dtype=torch.float64))
+    assert pop.lrs == [1e-3, 2e-3, 4e-3]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no GPU on this machine)")
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mixed_lr_population_on_cuda_trains_like_on_cpu_and_resumes_identically(optimizer: str) -> None:
+    models = [mlp(seed) for seed in range(3)]
+    settings = TrainSettings(optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    rates = RATES[optimizer][:3]
+    x, y = data(steps=10)
+    cpu = Population(models, settings)
+    cpu.set_lr(rates)
+    train(cpu, x, y)
+    gpu = Population(models, settings, device="cuda")
+    gpu.set_lr(rates)
+    gpu.train_epoch(Batch(x[t].cuda(), y[t].cuda()) for t in range(5))
+    resumed = Population(models, settings, device="cuda")
+    resumed.load_run_states([gpu.run_state(i) for i in range(3)])
+    resumed.set_lr(rates)
+    for pop in (gpu, resumed):
+        pop.train_epoch(Batch(x[t].cuda(), y[t].cuda()) for t in range(5, 10))
+    for name, p in cpu.params.items():
+        assert torch.equal(resumed.params[name], gpu.params[name]), name
+        assert rel_err(gpu.params[name].detach().cpu(), p.detach()) < 1e-3, name

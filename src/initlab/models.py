@@ -443,6 +443,32 @@ def build(
     )
 
 
+def resize(spec: str, *, width: int | None = None, depth: int | None = None) -> str:
+    """The spec string of ``spec`` with ``depth`` hidden layers (or conv blocks) of ``width`` units (or channels) each.
+
+    What a study sweeps when it varies width or depth: the architecture must have equal hidden widths (``mlp:64,64``,
+    ``cnn:32,32``) so that "the width" and "the depth" mean one thing; ``None`` keeps the spec's own value. Every
+    other option (activation, dropout, norm, ...) is kept.
+    """
+    parsed = parse(spec)
+    widths = parsed.widths
+    if (width is not None or depth is not None) and len(set(widths)) > 1:
+        raise _spec_error(
+            spec,
+            f"sweeping width or depth needs equal hidden widths (e.g. mlp:64,64), not {','.join(map(str, widths))}.",
+        )
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise _spec_error(spec, f"depth must be a positive integer, got {depth!r}.")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise _spec_error(spec, f"width must be a positive integer, got {width!r}.")
+    if not widths and (width is None) != (depth is None):
+        raise _spec_error(spec, "it has no hidden layers; sweep width and depth together, or give widths: mlp:64,64.")
+    new_depth = len(widths) if depth is None else depth
+    new_width = (widths[0] if widths else 1) if width is None else width
+    values = {f.name: getattr(parsed, f.name) for f in fields(parsed) if f.name != "preset"}
+    return str(ModelSpec(**{**values, "widths": (new_width,) * new_depth}))
+
+
 def describe(spec: str | ModelSpec | Mapping[str, Any] | ModelFactory) -> str:
     """The canonical text of a spec (a preset keeps its name), or the factory's qualified name."""
     if isinstance(spec, (str, ModelSpec)):

@@ -38,6 +38,37 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+#: Axes that are a sweep even with one value: they have no setting of their own outside a sweep.
+_SWEEP_ONLY = ("scale", "width", "depth")
+
+
+def _axes(train: dict[str, Any], **flags: tuple[str | None, type]) -> dict[str, list[Any]]:
+    """Read comma-separated flag values: one value of a training setting goes into ``train``; several (or any value
+    of scale, width, depth) make a sweep axis, returned. ValueError names a value that is not a number."""
+    sweep: dict[str, list[Any]] = {}
+    for name, (text, kind) in flags.items():
+        if text is None:
+            continue
+        values = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            try:
+                values.append(kind(part))
+            except ValueError:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"{flag} {text!r}: {part!r} is not a{'n integer' if kind is int else ' number'}."
+                ) from None
+        if not values:
+            raise ValueError(f"--{name.replace('_', '-')} is empty.")
+        if len(values) == 1 and name not in _SWEEP_ONLY:
+            train[name] = values[0]
+        else:
+            sweep[name] = values
+    return sweep
+
+
 def _resumed(resume: Path, given: dict[str, Any]) -> Study:
     """The study recorded in the folder ``resume``; no study-defining flag may be given with it."""
     from initlab.studies import Store, Study
@@ -59,10 +90,13 @@ def compare_command(
     seeds: int | None = typer.Option(None, min=1, help="Number of seeds (0..N-1)."),
     epochs: int | None = typer.Option(None, min=1, help="Epochs per run."),
     steps: int | None = typer.Option(None, min=1, help="Optimizer steps per run (instead of epochs)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
-    optimizer: str | None = typer.Option(None, help="sgd, adam, adamw or rmsprop."),
-    lr: float | None = typer.Option(None, help="Learning rate."),
-    momentum: float | None = typer.Option(None, help="Momentum (SGD, RMSprop)."),
+    batch_size: str | None = typer.Option(None, "--batch-size", help="Batch size; several (64,128) sweep it."),
+    optimizer: str | None = typer.Option(None, help="sgd, adam, adamw or rmsprop; several (sgd,adam) sweep it."),
+    lr: str | None = typer.Option(None, help="Learning rate; several (1e-3,3e-3,1e-2) sweep it."),
+    momentum: str | None = typer.Option(None, help="Momentum (SGD, RMSprop); several sweep it."),
+    scale: str | None = typer.Option(None, help="Init scales c (weights times c after the scheme): 0.1,1,10."),
+    width: str | None = typer.Option(None, help="Hidden width(s) for a model of equal hidden widths: 64,256,1024."),
+    depth: str | None = typer.Option(None, help="Number of hidden layers, e.g. 2,8,32 (a model of equal widths)."),
     schedule: str | None = typer.Option(None, help="constant, step or cosine."),
     loss: str | None = typer.Option(None, help="cross_entropy, bce or mse."),
     precision: str | None = typer.Option(None, help="float32 or bf16 (mixed precision matmuls)."),
@@ -82,16 +116,29 @@ def compare_command(
     """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
     from initlab.studies import Study, check_study
 
-    train = dict(epochs=epochs, steps=steps, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
-                 schedule=schedule, loss=loss, precision=precision, target_accuracy=target)  # fmt: skip
+    train: dict[str, Any] = dict(epochs=epochs, steps=steps, schedule=schedule, loss=loss, precision=precision,
+                                 target_accuracy=target)  # fmt: skip
     try:
+        flags = dict(  # each a comma-separated list and what its values are
+            lr=(lr, float),
+            batch_size=(batch_size, int),
+            optimizer=(optimizer, str),
+            momentum=(momentum, float),
+            scale=(scale, float),
+            width=(width, int),
+            depth=(depth, int),
+        )
+        sweep = _axes(train, **flags)
         dev = _resolve_device(device)
         if resume is not None:
             given = dict(dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps)
+            given |= {k.replace("_", "-"): v for k, v in sweep.items()}
             study, folder = _resumed(resume, {**given, "config": config}), resume
         else:
             base = Study.from_toml(config) if config is not None else Study.quick_article()
-            study = base.with_overrides(name=name, dataset=dataset, model=model, inits=inits, seeds=seeds, train=train)
+            study = base.with_overrides(
+                name=name, dataset=dataset, model=model, inits=inits, seeds=seeds, train=train, sweep=sweep
+            )
             folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
         check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed
     except (ValueError, TypeError) as exc:
@@ -114,6 +161,7 @@ def _run(study: Study, folder: Path, *, workers: int | None, device: str, execut
         f"[bold]{escape(study.name)}[/]: {len(study.arms)} arms x {len(study.seeds)} seeds on {escape(study.dataset)}"
         f" with {escape(study.model)}, {study.train.optimizer} lr {study.train.lr:g}, batch {study.train.batch_size}"
         f" ({device}, {study.train.precision})"
+        + (", sweeping " + ", ".join(f"{k} x{len(v)}" for k, v in study.sweep.items()) if study.sweep else "")
     )
     columns = (
         TextColumn("{task.description}"),
@@ -145,11 +193,14 @@ def _run(study: Study, folder: Path, *, workers: int | None, device: str, execut
 def show_summary(folder: Path) -> None:
     """Print the ranked table of the study in ``folder`` and where it is."""
     from initlab.studies import Store, summarize
+    from initlab.studies.summary import best_per_arm
 
     with Store.in_dir(folder, readonly=True) as store:
         rows = summarize(store)
-        target = store.study().config["train"]["target_accuracy"]
+        config = store.study().config
+        target = config["train"]["target_accuracy"]
         failed = [r for r in store.runs() if r.status == "failed"]
+    best = best_per_arm(config, rows) if config.get("sweep") else {}
     table = Table(title="initializers ranked by test accuracy (mean ± std over seeds)")
     for col, justify in [
         ("#", "right"),
@@ -173,6 +224,8 @@ def show_summary(folder: Path) -> None:
             f"{r.diverged}/{r.runs}" if r.diverged else "",
         )
     console.print(table)
+    for arm, row in best.items():
+        console.print(f"best of {escape(arm)}: {escape(row.arm)}, {row.test_acc.text(100.0)}%", highlight=False)
     for r in failed:
         console.print(f"[red]failed[/] {escape(r.run_id)}: {escape(r.message or '')}")
     console.print(f"study folder: {folder}  (resume with: initlab compare --resume {folder})")

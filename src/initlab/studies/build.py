@@ -16,6 +16,7 @@ from torch import nn
 
 from initlab import data, models, schemes
 from initlab.studies.spec import Arm, Study
+from initlab.studies.sweep import Point
 
 #: Training samples shown to a scheme that looks at data (LSUV, "auto"), drawn with the run's seed.
 INIT_SAMPLES = 256
@@ -37,11 +38,12 @@ def train_size(study: Study) -> int:
     return len(data.load(study.dataset, split="train", normalize=None, **study.dataset_options))
 
 
-def build_model(study: Study, input_shape: tuple[int, ...], num_classes: int | None) -> nn.Module:
-    """The study's architecture for inputs of ``input_shape`` and ``num_classes`` classes, not yet initialized."""
+def build_model(study: Study, input_shape: tuple[int, ...], num_classes: int | None, point: Point = ()) -> nn.Module:
+    """The study's architecture at grid ``point`` for inputs of ``input_shape`` and ``num_classes`` classes, not yet
+    initialized."""
     if num_classes is None:
         raise ValueError(f"{study.dataset} has regression targets; studies compare classifiers.")
-    return models.build(study.model, input_shape=tuple(input_shape), num_classes=num_classes)
+    return models.build(study.model_for(point), input_shape=tuple(input_shape), num_classes=num_classes)
 
 
 def init_sample(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -49,9 +51,22 @@ def init_sample(x: torch.Tensor, seed: int) -> torch.Tensor:
     return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:INIT_SAMPLES]]
 
 
-def initialize(model: nn.Module, scheme: str | Mapping[str, Any], *, seed: int, sample: torch.Tensor | None) -> None:
-    """Apply an arm's scheme with the run's seed in place (``sample``: the inputs from :func:`init_sample`)."""
+def initialize(
+    model: nn.Module,
+    scheme: str | Mapping[str, Any],
+    *,
+    seed: int,
+    sample: torch.Tensor | None,
+    scale: float = 1.0,
+) -> None:
+    """Apply an arm's scheme with the run's seed in place (``sample``: the inputs from :func:`init_sample`), then
+    multiply every weight tensor (two or more axes) by ``scale``, the swept initialization scale."""
     schemes.resolve(scheme).apply(model, seed=seed, data=sample)
+    if scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() >= 2:
+                    p.mul_(scale)
 
 
 def check(study: Study) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,39 +33,62 @@ def scheme_record(scheme: str | dict[str, Any]) -> dict[str, Any]:
     return scheme if isinstance(scheme, dict) else {"name": scheme}
 
 
-def register(study: Study, store: Store, epochs_per_run: int) -> Plan:
-    """Record the study's runs in ``store`` (known ones are kept) and plan what is left from what it committed."""
-    run_list = study.run_ids()
-    store.add_runs([RunSpec(rid, arm.label, scheme_record(arm.scheme), seed) for rid, arm, seed in run_list])
+def register(study: Study, store: Store, train_size: int) -> Plan:
+    """Record the study's runs in ``store`` (known ones are kept) and plan what is left from what it committed.
+
+    ``train_size`` (training samples) converts a budget in steps into epochs for the progress count."""
+    run_defs = study.runs()
+    store.add_runs(
+        [RunSpec(r.run_id, r.label, scheme_record(study.arms[r.arm_index].scheme), r.seed) for r in run_defs]
+    )
     records = {r.run_id: r for r in store.runs()}
-    arm_index = {arm.label: i for i, arm in enumerate(study.arms)}
-    runs = tuple(ShardRun(rid, arm_index[arm.label], seed, records[rid].last_epoch) for rid, arm, seed in run_list)
-    progress = Progress(total_epochs=epochs_per_run * len(run_list), total_runs=len(run_list))
+    runs = tuple(ShardRun(r.run_id, r.arm_index, r.seed, records[r.run_id].last_epoch, r.point_index) for r in run_defs)
+    points = study.points()
+    epochs = {r.run_id: study.settings_for(points[r.point_index]).total_epochs(train_size) for r in run_defs}
+    progress = Progress(total_epochs=sum(epochs.values()), total_runs=len(run_defs))
     for r in records.values():
-        progress.done_epochs += epochs_per_run if r.status in COMPLETE else r.last_epoch
+        progress.done_epochs += epochs.get(r.run_id, r.last_epoch) if r.status in COMPLETE else r.last_epoch
         progress.finished_runs += r.status == "finished"
         progress.diverged_runs += r.status == "diverged"
     return Plan(runs, tuple(r for r in runs if records[r.run_id].status not in COMPLETE), progress)
 
 
-def shards(all_runs: Sequence[ShardRun], pending: Sequence[ShardRun], workers: int) -> list[list[ShardRun]]:
-    """Cut the study into at most ``workers`` shards, then keep each shard's pending runs.
+def shards(
+    all_runs: Sequence[ShardRun],
+    pending: Sequence[ShardRun],
+    workers: int,
+    population: Callable[[ShardRun], Hashable] | None = None,
+) -> list[list[ShardRun]]:
+    """Cut the study into populations of at most ``ceil(runs / workers)`` runs, then keep each one's pending runs.
 
-    The shards are planned over *all* runs of the study (in seed order, near-equal sizes), not over the pending ones,
-    so a resumed study trains the same populations as an uninterrupted one and reproduces its numbers bit for bit
-    (the summation order of a stacked matrix product depends on the population). A shard's runs are committed
-    together, so they resume from the same epoch; should they not, the shard is split by start epoch.
+    Runs with different ``population(run)`` keys (another architecture or other training settings; see
+    :meth:`Study.population_key`) never share a shard. The shards are planned over *all* runs of the study (in seed
+    order, near-equal sizes), not over the pending ones, so a resumed study trains the same populations as an
+    uninterrupted one and reproduces its numbers bit for bit (the summation order of a stacked matrix product depends
+    on the population). A shard's runs are committed together, so they resume from the same epoch; should they not,
+    the shard is split by start epoch.
     """
-    ordered = sorted(all_runs, key=lambda r: (r.seed, r.arm_index))
-    k = max(1, min(workers, len(ordered)))
-    size = math.ceil(len(ordered) / k)
+    ordered = sorted(all_runs, key=lambda r: (r.seed, r.arm_index, r.point_index))
+    size = math.ceil(len(ordered) / max(1, min(workers, len(ordered))))
+    groups: dict[Hashable, list[ShardRun]] = {}
+    for r in ordered:
+        groups.setdefault(None if population is None else population(r), []).append(r)
     by_id = {r.run_id: r for r in pending}
     out: list[list[ShardRun]] = []
-    for i in range(0, len(ordered), size):
-        mine = [by_id[r.run_id] for r in ordered[i : i + size] if r.run_id in by_id]
-        for epoch in sorted({r.start_epoch for r in mine}):
-            out.append([r for r in mine if r.start_epoch == epoch])
+    for group in groups.values():
+        for i in range(0, len(group), size):
+            mine = [by_id[r.run_id] for r in group[i : i + size] if r.run_id in by_id]
+            for epoch in sorted({r.start_epoch for r in mine}):
+                out.append([r for r in mine if r.start_epoch == epoch])
     return out
+
+
+def population_of(study: Study) -> Callable[[ShardRun], Hashable] | None:
+    """The population key of a run of ``study`` for :func:`shards` (None without a sweep: one population)."""
+    if not study.sweep:
+        return None
+    keys = [study.population_key(point) for point in study.points()]
+    return lambda run: keys[run.point_index]
 
 
 def unfinished(store: Store, runs: Sequence[ShardRun]) -> list[ShardRun]:

@@ -24,7 +24,7 @@ import torch
 
 from initlab.seeding import derive_seed
 from initlab.store import EpochRecord, LayerStat
-from initlab.studies import build, checkpoints
+from initlab.studies import build, checkpoints, sweep
 from initlab.studies.events import Diagnosed, Emit, EpochDone, ShardDone, ShardFailed, TestDone
 from initlab.studies.spec import Study
 from initlab.training import Batch, Population
@@ -41,6 +41,7 @@ class ShardRun:
     arm_index: int
     seed: int
     start_epoch: int
+    point_index: int = 0  # the run's grid point in Study.points() (0 without a sweep)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,13 @@ class _Trainer:
 
     def __init__(self, task: ShardTask, emit: Emit) -> None:
         self.task, self.emit, self.study = task, emit, task.study
-        self.settings = task.study.train
+        self.points = task.study.points()
+        # Every run of a population shares its architecture and its settings but the learning rate and the scale.
+        self.point = self.points[task.runs[0].point_index]
+        self.settings = task.study.settings_for(self.point)
+        # Which population this is, recorded with every epoch of a sweep: the index of its key among the study's.
+        keys = [task.study.population_key(point) for point in self.points] if task.study.sweep else []
+        self.extra = {"population": list(dict.fromkeys(keys)).index(keys[task.runs[0].point_index])} if keys else {}
         self.device = torch.device(task.device)
         self.train, self.val, self.test = build.load_splits(task.study)
         self.start = task.runs[0].start_epoch
@@ -123,7 +130,7 @@ class _Trainer:
         self.diag_x, self.diag_y = self.train.x[pick], self.train.y[pick]
 
     def model(self) -> torch.nn.Module:
-        return build.build_model(self.study, self.train.input_shape, self.train.num_classes)
+        return build.build_model(self.study, self.train.input_shape, self.train.num_classes, self.point)
 
     def run(self) -> None:
         models = []
@@ -131,7 +138,8 @@ class _Trainer:
             model = self.model()
             if self.start == 0:
                 sample = build.init_sample(self.train.x, r.seed)
-                build.initialize(model, self.study.arms[r.arm_index].scheme, seed=r.seed, sample=sample)
+                scale = sweep.scale_for(self.points[r.point_index])
+                build.initialize(model, self.study.arms[r.arm_index].scheme, seed=r.seed, sample=sample, scale=scale)
             models.append(model)
         if self.start == 0 and 0 in self.study.diagnose_epochs:
             for r, model in zip(self.live, models, strict=True):
@@ -149,8 +157,8 @@ class _Trainer:
     def epoch(self, epoch: int, steps_done: int) -> int:
         """Train, evaluate, checkpoint and report one epoch; drop the runs that diverged. Returns the steps taken."""
         t0 = time.perf_counter()
-        for group in self.pop.optimizer.param_groups:
-            group["lr"] = self.settings.lr_at(epoch, self.total)
+        rates = [self.study.settings_for(self.points[r.point_index]).lr_at(epoch, self.total) for r in self.live]
+        self.pop.set_lr(rates[0] if len(set(rates)) == 1 else rates)
         self.pop.reseed(derive_seed(self.live[0].seed, "dropout", epoch, *[r.run_id for r in self.live]))
         max_steps = None if self.settings.steps is None else self.settings.steps - steps_done
         seeds = [r.seed for r in self.live]
@@ -171,8 +179,9 @@ class _Trainer:
             layers = [LayerStat(name, weight_norms[name][i], grad_norms[name][i]) for name in weight_norms]
             # Each run's share of the population's time: the whole epoch, and its training steps alone.
             share = len(self.live)
+            extra = {"train_time_s": train_time / share, **self.extra}
             rows.append(EpochRecord(r.run_id, epoch, train_loss[i], train_acc[i], val_loss[i], val_acc[i],
-                                    wall / share, layers, extra={"train_time_s": train_time / share}))  # fmt: skip
+                                    wall / share, layers, extra=extra))  # fmt: skip
         if epoch in self.study.diagnose_epochs:
             # Before the epoch is reported, so that a kill cannot leave a committed epoch without its diagnosis.
             for i in keep:

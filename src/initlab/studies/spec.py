@@ -31,6 +31,8 @@ from typing import Any
 import tomllib
 
 from initlab.checks import check_int, did_you_mean
+from initlab.studies import sweep as axes
+from initlab.studies.sweep import Point
 from initlab.training.settings import TrainSettings
 
 #: The twelve initializers the MNIST article compares (Dense network, Adam, 20 epochs), in its order.
@@ -65,6 +67,17 @@ class Arm:
 
 
 @dataclass(frozen=True)
+class RunDef:
+    """One run of a study: its id, its configuration's label, its arm, its grid point (indices) and its seed."""
+
+    run_id: str
+    label: str
+    arm_index: int
+    point_index: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Study:
     """What to train and compare. ``config()`` is what the Store records and what a resumed study must match."""
 
@@ -81,6 +94,9 @@ class Study:
     # Epochs after which every run is diagnosed (initlab.diagnose: per-layer signal, gradients, Jacobian) on a fixed
     # batch of training data, stored in the Store; 0 is the initialization. Empty to skip.
     diagnose_epochs: tuple[int, ...] = (0,)
+    # Axes varied besides the arm and the seed, {axis: values} (initlab.studies.sweep): every arm runs at every
+    # point of their grid. Empty: one point, the settings above.
+    sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.arms:
@@ -102,11 +118,42 @@ class Study:
                 f"normalize={self.normalize!r} is not allowed; choose 'standardize', 'minmax' or 'none'."
                 + did_you_mean(self.normalize, ("standardize", "minmax", "none"))
             )
+        object.__setattr__(self, "sweep", axes.check_sweep(self.sweep, model=self.model, train=self.train))
 
     # -- runs -----------------------------------------------------------------------------------------------------
+    def points(self) -> list[Point]:
+        """The grid points of the sweep, ``[()]`` without one."""
+        return axes.points(self.sweep)
+
+    def runs(self) -> list[RunDef]:
+        """Every run, seeds outermost, then arms, then grid points: ``"he_normal/s0"``, ``"he_normal@lr=0.01/s0"``."""
+        points = self.points()
+        return [
+            RunDef(f"{axes.label(arm.label, point)}/s{seed}", axes.label(arm.label, point), a, p, seed)
+            for seed in self.seeds
+            for a, arm in enumerate(self.arms)
+            for p, point in enumerate(points)
+        ]
+
     def run_ids(self) -> list[tuple[str, Arm, int]]:
-        """``(run_id, arm, seed)`` for every run, seeds outermost: ``"he_normal/s0"``."""
-        return [(f"{arm.label}/s{seed}", arm, seed) for seed in self.seeds for arm in self.arms]
+        """``(run_id, arm, seed)`` for every run, in the order of :meth:`runs`."""
+        return [(r.run_id, self.arms[r.arm_index], r.seed) for r in self.runs()]
+
+    def labels(self) -> list[str]:
+        """The label of every configuration (arm at a grid point), in the study's order."""
+        return [axes.label(arm.label, point) for arm in self.arms for point in self.points()]
+
+    def settings_for(self, point: Point) -> TrainSettings:
+        """The training settings of the runs at ``point``."""
+        return axes.settings_for(self.train, point)
+
+    def model_for(self, point: Point) -> str:
+        """The model spec of the runs at ``point``."""
+        return axes.model_for(self.model, point)
+
+    def population_key(self, point: Point) -> tuple[Any, ...]:
+        """Runs whose points have equal keys train as one population (see :mod:`initlab.studies.sweep`)."""
+        return axes.population_key(self.model, self.train, point)
 
     # -- config ---------------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -121,6 +168,8 @@ class Study:
             "arms": [a.to_dict() for a in self.arms],
             "train": self.train.to_dict(),
             "diagnose_epochs": list(self.diagnose_epochs),
+            # Only when there is one, so that a study without a sweep keeps its config (and its folder's name).
+            **({"sweep": {name: list(values) for name, values in self.sweep.items()}} if self.sweep else {}),
         }
 
     def fingerprint(self) -> str:
@@ -133,7 +182,7 @@ class Study:
         """Rebuild a study from :meth:`config` (or a TOML table of the same form; see the module docstring)."""
         config = dict(config)
         known = {"name", "dataset", "dataset_options", "normalize", "model", "seeds", "arms", "inits", "train",
-                 "diagnose_epochs"}  # fmt: skip
+                 "diagnose_epochs", "sweep"}  # fmt: skip
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(
@@ -157,6 +206,7 @@ class Study:
             train=train if isinstance(train, TrainSettings) else TrainSettings.from_dict(dict(train)),
             seeds=tuple(seeds),
             diagnose_epochs=tuple(config.pop("diagnose_epochs", (0,))),
+            sweep=dict(config.pop("sweep", {})),
             **config,
         )
 
@@ -166,14 +216,16 @@ class Study:
         inits: str | Sequence[str] | None = None,
         seeds: int | Sequence[int] | None = None,
         train: Mapping[str, Any] | None = None,
+        sweep: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> Study:
         """A copy with the given settings replaced, as CLI flags override a study file; ``None`` leaves one as is.
 
         ``inits`` (names, comma-separated or a list; ``"all"`` for the article's twelve) replaces the arms; ``seeds``
         is a count (``0..N-1``) or a list; ``train`` updates the training settings, and ``steps`` without
-        ``epochs`` trains for that many steps instead of the file's epochs. Other keywords are fields of the study
-        (``name``, ``dataset``, ``model``, ...). The result is validated like any study.
+        ``epochs`` trains for that many steps instead of the file's epochs. ``sweep`` sets axes (replacing the
+        file's axes of the same names). Other keywords are fields of the study (``name``, ``dataset``, ``model``,
+        ...). The result is validated like any study.
         """
         config = self.config()
         config.update({k: v for k, v in fields.items() if v is not None})
@@ -185,6 +237,8 @@ class Study:
         if given.get("steps") is not None and given.get("epochs") is None:
             config["train"].pop("epochs", None)
         config["train"].update(given)
+        if sweep:
+            config["sweep"] = {**config.get("sweep", {}), **sweep}
         return Study.from_config(config)
 
     @classmethod

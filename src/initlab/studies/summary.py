@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from initlab.store import Store
+from initlab.studies.spec import Study
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (scipy.stats.t.ppf(0.975, df)); beyond 30 the
 # normal quantile 1.96 is within 2%.
@@ -103,11 +105,31 @@ class ArmSummary:
         return asdict(self)
 
 
+def configuration_labels(config: Mapping[str, Any]) -> list[str]:
+    """The rows of a study's table, in its order: its arms, or with a sweep every arm at every grid point."""
+    if config.get("sweep"):
+        return Study.from_config(config).labels()
+    return [a["label"] for a in config["arms"]]
+
+
+def best_per_arm(config: Mapping[str, Any], rows: list[ArmSummary]) -> dict[str, ArmSummary]:
+    """For a sweep, each arm's best configuration: its row with the highest mean test accuracy (rows as ranked by
+    :func:`summarize`); arms with no finished run are left out."""
+    study = Study.from_config(config)
+    arm_of = {r.label: study.arms[r.arm_index].label for r in study.runs()}
+    best: dict[str, ArmSummary] = {}
+    for row in rows:
+        arm = arm_of.get(row.arm)
+        if arm is not None and arm not in best and row.test_acc.n:
+            best[arm] = row
+    return best
+
+
 def summarize(store: Store, *, target_accuracy: float | None = None) -> list[ArmSummary]:
     """The ranked arms of the study in ``store`` (see the module docstring)."""
     study = store.study()
     target = target_accuracy if target_accuracy is not None else study.config["train"]["target_accuracy"]
-    arm_order = [a["label"] for a in study.config["arms"]]
+    arm_order = configuration_labels(study.config)
     runs = store.runs()
     epochs_by_run: dict[str, list[Any]] = {}
     for e in store.epochs():

@@ -1,8 +1,9 @@
 """The local executor: a study's shards in worker processes on this machine, one thread each by default.
 
-With one worker the shard trains in this process (inside ``torch.random.fork_rng``, so the caller's random state is
-unchanged). Otherwise each shard gets a spawned process that sends its events through a queue; a worker killed
-without a word (out of memory, a signal) has its shard marked failed, and a worker dies with its driver.
+With one worker the shards train in this process, one after the other (inside ``torch.random.fork_rng``, so the
+caller's random state is unchanged). Otherwise each shard gets a spawned process, at most ``workers`` at a time,
+that sends its events through a queue; a worker killed without a word (out of memory, a signal) has its shard marked
+failed, and a worker dies with its driver.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def drive(study: Study, study_plan: plan.Plan, sink: Sink, *, out_dir: Path, dev
     threads = plan.threads_per_worker(n_workers, device)
     tasks = [
         ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads)
-        for runs in plan.shards(study_plan.runs, study_plan.pending, n_workers)
+        for runs in plan.shards(study_plan.runs, study_plan.pending, n_workers, plan.population_of(study))
     ]
     if n_workers == 1:
         _in_process(tasks, sink)
     else:
-        _in_workers(tasks, sink)
+        _in_workers(tasks, sink, n_workers)
 
 
 def _in_process(tasks: list[ShardTask], sink: Sink) -> None:
@@ -54,14 +55,18 @@ def _worker_main(task: ShardTask, events: mp.Queue) -> None:
     run_shard(task, events.put)
 
 
-def _in_workers(tasks: list[ShardTask], sink: Sink) -> None:
+def _in_workers(tasks: list[ShardTask], sink: Sink, workers: int) -> None:
+    """Run the shards in at most ``workers`` processes at a time (a sweep may have more populations than workers)."""
     ctx = mp.get_context("spawn")
     events: mp.Queue = ctx.Queue()
-    procs = {t.shard: ctx.Process(target=_worker_main, args=(t, events), daemon=True) for t in tasks}
-    for p in procs.values():
-        p.start()
+    waiting = list(tasks)
+    procs: dict[int, mp.process.BaseProcess] = {}
     try:
         while sink.running:
+            while waiting and sum(s in sink.running for s in procs) < workers:
+                task = waiting.pop(0)
+                procs[task.shard] = ctx.Process(target=_worker_main, args=(task, events), daemon=True)
+                procs[task.shard].start()
             try:
                 sink(events.get(timeout=0.5))
             except queue.Empty:

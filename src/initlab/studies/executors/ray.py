@@ -70,7 +70,7 @@ def drive(
         # Tasks may run in another folder or on another node: hand them the absolute path of the (shared) folder.
         template = ShardTask(study, (), out_dir.resolve(), 0, task_device, threads)
         driver = _Driver(template, sink, ray.remote(_task).options(num_cpus=threads, num_gpus=num_gpus, max_retries=0))
-        driver.run(plan.shards(study_plan.runs, study_plan.pending, n_workers))
+        driver.run(plan.shards(study_plan.runs, study_plan.pending, n_workers, plan.population_of(study)))
 
 
 @contextlib.contextmanager
