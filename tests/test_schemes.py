@@ -694,11 +694,11 @@ def test_every_scheme_resolves_to_one_protocol(spec: object) -> None:
 def test_needs_data_is_true_exactly_for_lsuv() -> None:
     needing = {name for name in SCHEME_NAMES if resolve(name).needs_data}
     assert needing == {"lsuv"}
-    # "auto" does not need data but uses it when given; so does a Scheme built on it.
-    assert {name for name in SCHEME_NAMES if uses_data(name)} == {"auto", "lsuv"}
+    # "auto" and "critical" do not need data but use it when given; so does a Scheme built on "auto".
+    assert {name for name in SCHEME_NAMES if uses_data(name)} == {"auto", "lsuv", "critical"}
     assert uses_data({"rules": [{"init": "zeros", "role": "bias"}], "base": "auto"})
     assert not uses_data({"class_name": "Scheme", "config": {"name": "auto", "base": "he_normal"}})
-    assert SCHEME_NAMES == ("auto", "keras", "torch", "lsuv")
+    assert SCHEME_NAMES == ("auto", "keras", "torch", "lsuv", "critical")
     assert resolve("torch") == TorchDefaults()
     assert resolve({"class_name": "LSUV", "config": {"tol": 0.05}}) == initlab.LSUV(tol=0.05)
     # Neither an initializer nor a class is a whole-model initialization.

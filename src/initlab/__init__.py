@@ -16,7 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from initlab import data, models
+    from initlab import data, models, theory
     from initlab.catalog import (
         TRUNCATED_STD_FACTOR,
         CatalogEntry,
@@ -80,7 +80,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("gain", "numeric_gain"), "initlab.gains"),
 }
 #: Submodules served as attributes (``initlab.catalog`` is also callable: ``initlab.catalog()`` lists it).
-_SUBMODULES = ("catalog", "data", "models")
+_SUBMODULES = ("catalog", "data", "models", "theory")
 #: Old top-level names of the study API, served from initlab.studies with a DeprecationWarning until 0.3.
 _MOVED = ("Arm", "Store", "Study", "TrainSettings", "run_study", "summarize")
 
@@ -165,4 +165,5 @@ __all__ = [
     "models",
     "numeric_gain",
     "serialize",
+    "theory",
 ]

@@ -8,6 +8,7 @@ from initlab.cli import data as _data  # noqa: F401  (registers `data list` and 
 from initlab.cli import diagnose as _diagnose  # noqa: F401  (registers `diagnose`)
 from initlab.cli import report as _report  # noqa: F401  (registers `report`)
 from initlab.cli import reproduce as _reproduce  # noqa: F401  (registers `reproduce`)
+from initlab.cli import theory as _theory  # noqa: F401  (registers `theory`)
 from initlab.cli._app import app, main
 
 __all__ = ["app", "main"]

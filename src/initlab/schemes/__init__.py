@@ -3,14 +3,16 @@
 ``initialize(model, scheme, seed=..., data=...)`` applies a scheme to every parameter of a model and returns an
 :class:`InitReport` of what was applied; it is ``resolve(scheme).apply(model, seed=..., data=...)``. Every scheme is
 an :class:`Initialization` (``apply`` and ``needs_data``): a :class:`Scheme` of :class:`Rule` objects (an
-initializer, ``"keras"`` and ``"auto"`` are schemes), :class:`TorchDefaults` (``"torch"``) or :class:`LSUV`
-(``"lsuv"``). :func:`resolve` reads every form a scheme can be given in (:mod:`initlab.schemes.spec`). Rules match
-parameters by module type and role (see :mod:`initlab.schemes._roles` for the table of roles), never by fragments
-of names; how a model is traced to find the activations is :mod:`initlab.tracing`.
+initializer, ``"keras"`` and ``"auto"`` are schemes), :class:`TorchDefaults` (``"torch"``), :class:`LSUV`
+(``"lsuv"``) or :class:`Critical` (``"critical"``: every layer on its activation's critical line). :func:`resolve`
+reads every form a scheme can be given in (:mod:`initlab.schemes.spec`). Rules match parameters by module type and
+role (see :mod:`initlab.schemes._roles` for the table of roles), never by fragments of names; how a model is traced
+to find the activations is :mod:`initlab.tracing`.
 """
 
 from initlab.schemes._apply import UncoveredParameterWarning
 from initlab.schemes._auto import choose_initializer, discover_activations
+from initlab.schemes._critical import Critical
 from initlab.schemes._lsuv import LSUV, LSUVWarning, lsuv
 from initlab.schemes._report import InitEntry, InitReport
 from initlab.schemes._roles import BLOCKS, ROLES, Role, Slot, slots
@@ -29,6 +31,7 @@ __all__ = [
     "ROLES",
     "SCHEME_NAMES",
     "Activation",
+    "Critical",
     "InitEntry",
     "InitReport",
     "Initialization",

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from initlab.schemes._critical import Critical
 from initlab.schemes._lsuv import LSUV
 from initlab.schemes._report import InitReport
 from initlab.schemes._scheme import Scheme, as_scheme
@@ -25,8 +26,9 @@ def resolve(spec: SchemeSpec | Any) -> Initialization:
     """The :class:`~initlab.schemes.Initialization` that ``spec`` names or configures.
 
     ``"torch"`` gives :class:`~initlab.schemes.TorchDefaults`, ``"lsuv"`` and ``{"class_name": "LSUV", ...}`` an
-    :class:`~initlab.schemes.LSUV`, an Initialization object itself; every other form (``"auto"``, ``"keras"``, an
-    initializer, a Scheme config) a :class:`~initlab.schemes.Scheme`. Raises ``ValueError`` for an unknown name,
+    :class:`~initlab.schemes.LSUV`, ``"critical"`` and ``{"class_name": "Critical", ...}`` a
+    :class:`~initlab.schemes.Critical`, an Initialization object itself; every other form (``"auto"``, ``"keras"``,
+    an initializer, a Scheme config) a :class:`~initlab.schemes.Scheme`. Raises ``ValueError`` for an unknown name,
     naming the closest initializer or scheme name and listing the model-wide schemes, and ``TypeError`` for a value
     of no scheme form.
     """
@@ -35,19 +37,24 @@ def resolve(spec: SchemeSpec | Any) -> Initialization:
         return value
     if form == "lsuv_config":
         return LSUV.from_dict(value)
+    if form == "critical_config":
+        return Critical.from_dict(value)
     if form == "name" and value == "torch":
         return TorchDefaults()
     if form == "name" and value == "lsuv":
         return LSUV()
+    if form == "name" and value == "critical":
+        return Critical()
     return as_scheme(spec)
 
 
 def uses_data(spec: SchemeSpec | Any) -> bool:
-    """Whether the values ``spec`` gives can depend on ``data``: it needs data (LSUV), or it is a Scheme with an
-    "auto" rule, whose forward pass runs on ``data`` when given (on a built input otherwise). A study shows such a
-    scheme a sample of training inputs; for any other, ``data`` changes nothing and need not be loaded."""
+    """Whether the values ``spec`` gives can depend on ``data``: it needs data (LSUV), or it finds the activations
+    with a forward pass that runs on ``data`` when given (on a built input otherwise): a Scheme with an "auto" rule, or
+    "critical". A study shows such a scheme a sample of training inputs; for any other, ``data`` changes nothing and
+    need not be loaded."""
     init = resolve(spec)
-    return bool(init.needs_data) or (isinstance(init, Scheme) and init.uses_auto)
+    return bool(init.needs_data) or isinstance(init, Critical) or (isinstance(init, Scheme) and init.uses_auto)
 
 
 def initialize(
@@ -71,6 +78,8 @@ def initialize(
       (:meth:`Scheme.auto`, :func:`initlab.schemes.choose_initializer`); ``data``, if given, is the input of the one
       forward pass that finds the activations;
     * ``"lsuv"`` or an :class:`~initlab.schemes.LSUV` config: layer-sequential unit variance; needs ``data``;
+    * ``"critical"`` or a :class:`~initlab.schemes.Critical` config: each layer on the critical line (χ₁ = 1) of
+      the activation that follows it, by mean-field theory (:mod:`initlab.theory`); ``data`` as for ``"auto"``;
     * a :class:`Scheme` of ordered rules, or its config dict;
     * any :class:`~initlab.schemes.Initialization` object.
 

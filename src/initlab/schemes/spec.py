@@ -6,18 +6,19 @@ A scheme spec is one of:
   :class:`~initlab.schemes.TorchDefaults`, :class:`~initlab.schemes.LSUV`, or any object with ``apply`` and
   ``needs_data``), used as it is;
 * a model-wide name (:data:`SCHEME_NAMES`, case and surrounding spaces ignored): ``"auto"`` and ``"keras"`` are
-  ordered rules (:data:`RULE_SCHEME_NAMES`: a Scheme can use them as its ``base``), ``"torch"`` and ``"lsuv"`` are
-  procedures;
+  ordered rules (:data:`RULE_SCHEME_NAMES`: a Scheme can use them as its ``base``), ``"torch"``, ``"lsuv"`` and
+  ``"critical"`` are procedures;
 * an initializer: a catalog name such as ``"he_normal"``, an :class:`~initlab.Initializer` object or class, or its
   config ``{"class_name": "HeNormal", "config": {...}}``, which initializes every weight
   (:meth:`~initlab.schemes.Scheme.from_initializer`);
 * a Scheme's config: ``{"class_name": "Scheme", "config": {...}}`` or the bare ``{"rules": [...], "base": ...,
   "name": ..., "lstm_forget_bias": ...}``;
-* an LSUV config: ``{"class_name": "LSUV", "config": {...}}``.
+* an LSUV config: ``{"class_name": "LSUV", "config": {...}}``;
+* a critical-scheme config: ``{"class_name": "Critical", "config": {"bias_var": ...}}``.
 
 :func:`parse` says which form a spec has without building anything; :func:`initlab.schemes.resolve` builds it. They
 live apart because a Scheme reads its ``base`` with :func:`parse` as well, while :func:`~initlab.schemes.resolve`
-builds LSUV, which is itself built on Scheme.
+builds LSUV and Critical, which are themselves built on Scheme.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ from initlab.checks import did_you_mean
 from initlab.schemes.base import Initialization
 
 #: The model-wide scheme names: every name a scheme can have that is not an initializer's.
-SchemeName = Literal["auto", "keras", "torch", "lsuv"]
+SchemeName = Literal["auto", "keras", "torch", "lsuv", "critical"]
 SCHEME_NAMES: tuple[SchemeName, ...] = get_args(SchemeName)
-#: The model-wide names that are lists of rules; "torch" and "lsuv" are procedures and cannot be a Scheme's base.
+#: The model-wide names that are lists of rules; "torch", "lsuv" and "critical" are procedures and cannot be a
+#: Scheme's base.
 RULE_SCHEME_NAMES: tuple[SchemeName, ...] = ("auto", "keras")
 
 #: Anything :func:`initlab.schemes.resolve` and :func:`initlab.initialize` accept.
 SchemeSpec = Initialization | str | Mapping[str, Any] | Initializer | type[Initializer]
 #: The forms :func:`parse` tells apart.
-SpecForm = Literal["object", "name", "initializer", "scheme_config", "lsuv_config"]
+SpecForm = Literal["object", "name", "initializer", "scheme_config", "lsuv_config", "critical_config"]
 
 
 def parse(spec: object, *, what: str = "scheme") -> tuple[SpecForm, Any]:
@@ -52,6 +54,7 @@ def parse(spec: object, *, what: str = "scheme") -> tuple[SpecForm, Any]:
     ``"initializer"``     ``spec`` as given: a name, config, object or class for :func:`initlab.get`
     ``"scheme_config"``   the dict for :meth:`Scheme.from_dict <initlab.schemes.Scheme.from_dict>`
     ``"lsuv_config"``     ``spec`` as given, for :meth:`LSUV.from_dict <initlab.schemes.LSUV.from_dict>`
+    ``"critical_config"`` ``spec`` as given, for :meth:`Critical.from_dict <initlab.schemes.Critical.from_dict>`
     ====================  ================================================================================
 
     Raises ``TypeError`` (naming ``what``, e.g. ``"base"``) for anything else. Nothing is validated beyond the form:
@@ -69,6 +72,8 @@ def parse(spec: object, *, what: str = "scheme") -> tuple[SpecForm, Any]:
             return "scheme_config", spec.get("config") or {}
         if spec["class_name"] == "LSUV":
             return "lsuv_config", spec
+        if spec["class_name"] == "Critical":
+            return "critical_config", spec
         return "initializer", spec
     if isinstance(spec, Initializer) or (isinstance(spec, type) and issubclass(spec, Initializer)):
         return "initializer", spec
@@ -102,9 +107,11 @@ def unknown_scheme_error(name: str) -> ValueError:
 
 
 def procedure_error(spec: object, what: str) -> ValueError:
-    """The error for "torch", "lsuv" or an LSUV config where only a list of rules will do (a Scheme's ``base``)."""
+    """The error for "torch", "lsuv", "critical" or an LSUV or Critical config where only a list of rules will do (a
+    Scheme's ``base``)."""
     if isinstance(spec, Mapping):
-        return ValueError(f"{what}: LSUV is a procedure, not a list of rules, so it cannot be used here.")
+        kind = spec.get("class_name", "LSUV")
+        return ValueError(f"{what}: {kind} is a procedure, not a list of rules, so it cannot be used here.")
     return ValueError(
         f"{what}={spec!r} is a procedure, not a list of rules, so it cannot be used here; give a rule-based "
         f"scheme: {_listed(RULE_SCHEME_NAMES)}, an initializer name or a Scheme."
