@@ -201,7 +201,8 @@ def show_summary(folder: Path) -> None:
         target = config["train"]["target_accuracy"]
         failed = [r for r in store.runs() if r.status == "failed"]
     best = best_per_arm(config, rows) if config.get("sweep") else {}
-    table = Table(title="initializers ranked by test accuracy (mean ± std over seeds)")
+    ranked = "configurations" if config.get("sweep") else "initializers"
+    table = Table(title=f"{ranked} ranked by test accuracy (mean ± std over seeds)")
     for col, justify in [
         ("#", "right"),
         ("arm", "left"),
@@ -210,7 +211,7 @@ def show_summary(folder: Path) -> None:
         (f"epochs to {target:.0%} val", "right"),
         ("diverged", "right"),
     ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]  # labels wrap, never cut
     for r in rows:
         reach = "never" if r.reached_target == 0 else r.epochs_to_target.text(digits=1)
         if 0 < r.reached_target < r.runs:
