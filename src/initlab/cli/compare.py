@@ -238,16 +238,25 @@ def export_command(
     fmt: str = typer.Option("csv", "--format", help="csv or json."),
     out: Path | None = typer.Option(None, help="Where to write (default: the study folder)."),
 ) -> None:
-    """Export a study's runs and per-epoch metrics to CSV files or one JSON file."""
-    from initlab.studies import Store
+    """Export a study's runs and per-epoch metrics to CSV files or one JSON file.
+
+    With a sweep, every row also has a column per sweep axis with its run's value, and the index of its run's
+    population (the runs that trained together), so that the files can be grouped by any axis on their own.
+    """
+    from initlab.studies import Store, Study
 
     if not (study_dir / DB_FILE).exists():
         raise fail(f"{study_dir}: no study there (no {DB_FILE}).")
     with Store.in_dir(study_dir, readonly=True) as store:
+        config = store.study().config
+        try:  # with a sweep, a column per axis and the population (Study.run_columns); a plain study as it was
+            columns = Study.from_config(config).run_columns() if config.get("sweep") else None
+        except (ValueError, TypeError) as exc:
+            raise fail(f"{study_dir}: the recorded study cannot be read back: {exc}") from None
         if fmt == "csv":
-            paths = store.export_csv(out or study_dir)
+            paths = store.export_csv(out or study_dir, run_columns=columns)
         elif fmt == "json":
-            paths = [store.export_json(out or study_dir / "study.json")]
+            paths = [store.export_json(out or study_dir / "study.json", run_columns=columns)]
         else:
             raise fail(f"--format {fmt!r} is not allowed; choose csv or json.")
     for p in paths:

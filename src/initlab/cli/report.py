@@ -8,11 +8,19 @@ import typer
 
 from initlab.cli._app import app, console, fail
 
+# The metrics a sweep's heatmap can show (initlab.report._sweep.METRICS), listed here so that --help needs no import.
+_METRICS = "test_acc, test_loss, val_acc or train_loss"
+
 
 @app.command("report")
 def report_command(
     study_dir: Path = typer.Argument(..., help="A study folder (the --out of initlab compare)."),
     out: Path | None = typer.Option(None, help="Folder or .html path for the report (default: STUDY_DIR/report)."),
+    metric: str = typer.Option(
+        "test_acc", help=f"For a sweep: the metric of its heatmap and lines, at the end of training: {_METRICS}."
+    ),
+    x: str | None = typer.Option(None, "--x", help="For a sweep: the heatmap's x axis (default: its first axis)."),
+    y: str | None = typer.Option(None, "--y", help="For a sweep: the heatmap's y axis (default: its second axis)."),
 ) -> None:
     """Build the self-contained HTML report of a study (figures, ranked table) and print its path."""
     from initlab.report import build_report  # matplotlib is imported only when a report is built
@@ -20,7 +28,7 @@ def report_command(
     if not (study_dir / "study.sqlite").exists():
         raise fail(f"{study_dir}: no study there (no study.sqlite).")
     try:
-        path = build_report(study_dir, out)
+        path = build_report(study_dir, out, metric=metric, x=x, y=y)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
         raise fail(str(exc)) from None
     console.print(str(path), highlight=False, soft_wrap=True)

@@ -10,7 +10,7 @@ and the Jacobian's singular values; ``initlab diagnose --report`` builds one.
 """
 
 from initlab.report._build import HTML_NAME, MARKDOWN_NAME, REPORT_DIRNAME, Figure, build_report, make_figures
-from initlab.report._collect import ArmInit, InitLayer, StudyData, collect
+from initlab.report._collect import ArmInit, Configuration, InitLayer, StudyData, collect
 from initlab.report._diagnosis import DIAGNOSIS_HTML_NAME, DIAGNOSIS_MARKDOWN_NAME, build_diagnosis_report
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "MARKDOWN_NAME",
     "REPORT_DIRNAME",
     "ArmInit",
+    "Configuration",
     "Figure",
     "InitLayer",
     "StudyData",

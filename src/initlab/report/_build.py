@@ -9,7 +9,7 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +18,10 @@ from typing import Any
 import jinja2
 
 from initlab.fileio import write_atomic
-from initlab.report import _figures
+from initlab.report import _figures, _sweep, _sweep_figures
 from initlab.report._collect import StudyData, collect
 from initlab.report._template import PAGE_STYLE, STUDY_TEMPLATE
+from initlab.store import Store
 from initlab.studies import ArmSummary, Stat
 
 logger = logging.getLogger(__name__)
@@ -314,7 +315,8 @@ def _over_training_figure(runs: _ArmDiagnoses, styles: Mapping[str, _figures.Arm
 
 def make_figures(data: StudyData) -> list[Figure]:
     """The report's figures for ``data``: learning curves, initial weight histograms and per-layer norms."""
-    styles = _figures.arm_styles(data.arms)
+    # In a sweep, a configuration has its arm's colour and its grid point's line style and marker.
+    styles = _sweep_figures.configuration_styles(data) if data.configurations else _figures.arm_styles(data.arms)
     n_seeds = len(data.study.config.get("seeds", []))
     # (file name, title, caption, alt text, drawing); a drawing that returns None (nothing to show) is left out.
     planned: list[tuple[str, str, str, str, Callable[[StudyData, dict[str, _figures.ArmStyle]], bytes | None]]] = [
@@ -356,8 +358,50 @@ def make_figures(data: StudyData) -> list[Figure]:
     return figures
 
 
-def render_html(data: StudyData, figures: list[Figure], diag_figures: list[Figure] | None = None) -> str:
-    """The self-contained HTML page of the study report; ``diag_figures`` default to :func:`diagnostic_figures`."""
+def sweep_figures(data: StudyData, view: _sweep.SweepView | None = None) -> list[Figure]:
+    """The figures of a study with a sweep (:mod:`initlab.report._sweep_figures`): a heatmap of ``view.metric`` over
+    two axes, the metric against one axis, and the best learning rate against width when both are swept. ``view``
+    defaults to final test accuracy over the sweep's first two axes; ``[]`` without a sweep."""
+    if view is None:
+        view = _sweep.choose_view(data.sweep)
+    if view is None or not data.configurations:
+        return []
+    return [Figure(*planned) for planned in _sweep_figures.figures(data, view)]
+
+
+def _sweep_context(data: StudyData, view: _sweep.SweepView | None) -> dict[str, Any]:
+    """What the page's sweep section shows: the axes, the best configuration per arm, and what the figures show."""
+    if not data.configurations:
+        return dict(sweep=[], sweep_note="", best_rows=[], n_points=1, n_arms=len(data.arms))
+    view = view or _sweep.choose_view(data.sweep)
+    metric = _sweep.METRICS[view.metric if view else "test_acc"]
+    n_points = math.prod(len(v) for v in data.sweep.values())
+    return dict(
+        sweep=[dict(axis=k, text=", ".join(_sweep.value_text(v) for v in vs)) for k, vs in data.sweep.items()],
+        sweep_note=f"The figures show the {metric.title}"
+        + (f" over {view.x} and {view.y or 'arm'}" if view else "")
+        + "; initlab report --metric, --x and --y choose another metric and other axes.",
+        best_rows=_sweep.best_rows(data),
+        n_points=n_points,
+        n_arms=len(data.sweep_arms()),
+    )
+
+
+def _figure_dict(f: Figure) -> dict[str, Any]:
+    """What the page's figure macro reads of a figure."""
+    return dict(title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1])
+
+
+def render_html(
+    data: StudyData,
+    figures: list[Figure],
+    diag_figures: list[Figure] | None = None,
+    *,
+    sweep_figures: Sequence[Figure] = (),
+    view: _sweep.SweepView | None = None,
+) -> str:
+    """The self-contained HTML page of the study report; ``diag_figures`` default to :func:`diagnostic_figures`.
+    ``sweep_figures`` (:func:`sweep_figures`) go in the page's sweep section, which a study without a sweep lacks."""
     import initlab
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -375,10 +419,7 @@ def render_html(data: StudyData, figures: list[Figure], diag_figures: list[Figur
     runs_with = {run_id for run_id, _, payload in data.diagnostics if _is_diagnosis(payload)}
     return template.render(
         style=PAGE_STYLE,
-        diag_figures=[
-            dict(title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1])
-            for f in diag_figures
-        ],
+        diag_figures=[_figure_dict(f) for f in diag_figures],
         diag_note=f"{len(runs_with)} runs with diagnoses stored; the figures show each arm's first seed",
         study=data.study,
         study_dir=str(data.study_dir),
@@ -394,19 +435,11 @@ def render_html(data: StudyData, figures: list[Figure], diag_figures: list[Figur
         target=f"{target:.0%}" if math.isfinite(target) else "target",
         ranked=_ranked_rows(data.summary),
         problems=problems,
-        figures=[
-            dict(
-                title=f.title,
-                caption=f.caption,
-                alt=f.alt,
-                base64=f.base64,
-                width=f.size[0],
-                height=f.size[1],
-            )
-            for f in figures
-        ],
+        figures=[_figure_dict(f) for f in figures],
         init_errors=[a for a in data.init if a.error],
         diagnostics=_diagnostics(data),
+        sweep_figures=[_figure_dict(f) for f in sweep_figures],
+        **_sweep_context(data, view),
         generator_version=initlab.__version__,
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
@@ -414,6 +447,17 @@ def render_html(data: StudyData, figures: list[Figure], diag_figures: list[Figur
 
 def _md_cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def _md_runs(data: StudyData) -> str:
+    """The Markdown line that counts the runs: arms × seeds, or with a sweep arms × grid points × seeds."""
+    seeds = len(data.study.config.get("seeds", []))
+    if not data.configurations:
+        return f"- {len(data.arms)} arms × {seeds} seeds = {len(data.runs)} runs"
+    axes = "; ".join(f"{k}: {', '.join(_sweep.value_text(v) for v in vs)}" for k, vs in data.sweep.items())
+    points = math.prod(len(vs) for vs in data.sweep.values())
+    arms = len(data.sweep_arms())
+    return f"- {arms} arms × {points} grid points ({_md_cell(axes)}) × {seeds} seeds = {len(data.runs)} runs"
 
 
 def render_markdown(data: StudyData, figures: list[Figure]) -> str:
@@ -425,14 +469,16 @@ def render_markdown(data: StudyData, figures: list[Figure]) -> str:
         "",
         f"- data set: {_md_cell(config.get('dataset'))}; model: `{_md_cell(config.get('model'))}`",
         f"- training: {_md_cell(_training(config))}",
-        f"- {len(data.arms)} arms × {len(config.get('seeds', []))} seeds = {len(data.runs)} runs",
+        _md_runs(data),
         f"- started {data.study.started_at or 'not started'}, duration {_duration(data.study.duration_s)}",
         f"- initlab {meta.get('initlab', '?')}, torch {meta.get('torch', '?')}, Python {meta.get('python', '?')}",
         f"- machine: {_md_cell(_machine(meta))}",
         "",
-        "## Ranked arms (mean ± std over seeds; 95% interval: Student's t, accuracy's clipped to [0, 100] %: *)",
+        f"## Ranked {'configurations' if data.configurations else 'arms'} (mean ± std over seeds; 95% interval: "
+        "Student's t, accuracy's clipped to [0, 100] %: *)",
         "",
-        f"| # | arm | test acc (%) | 95% interval | test loss | 95% interval | epochs to {target} | diverged |",
+        f"| # | {'configuration' if data.configurations else 'arm'} | test acc (%) | 95% interval | test loss | "
+        f"95% interval | epochs to {target} | diverged |",
         "|---:|:---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in _ranked_rows(data.summary):
@@ -440,13 +486,29 @@ def render_markdown(data: StudyData, figures: list[Figure]) -> str:
             f"| {r['rank']} | {_md_cell(r['arm'])} | {r['acc']} | {r['acc_ci']} | {r['loss']} | {r['loss_ci']} | "
             f"{r['reach']} | {r['diverged']} |"
         )
+    if data.configurations:
+        lines += ["", "## Best configuration per arm (highest mean test accuracy)", ""]
+        lines += ["| arm | configuration | # | test acc (%) | test loss | finished | diverged |"]
+        lines += ["|:---|:---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"| {_md_cell(r['arm'])} | {_md_cell(r['point'])} | {r['rank']} | {r['acc']} | {r['loss']} | "
+            f"{r['runs']} | {r['diverged']} |"
+            for r in _sweep.best_rows(data)
+        ]
     lines += ["", "## Figures", ""]
     lines += [f"- [{f.title}]({f.filename})" for f in figures]
     lines.append("")
     return "\n".join(lines)
 
 
-def build_report(study_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+def build_report(
+    study_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    metric: str = "test_acc",
+    x: str | None = None,
+    y: str | None = None,
+) -> Path:
     """Build the report of the study in ``study_dir`` and return the path of its HTML file.
 
     Writes, each file atomically (a temporary file, then a rename): ``report.html``, one self-contained page (styles
@@ -454,17 +516,26 @@ def build_report(study_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
     ``summary.md``, the ranked table in Markdown. They go to ``study_dir/report/`` unless ``out`` names another
     folder, or an ``.html`` path (the other files then go beside it). The store is opened read-only, so a report can
     be built while the study runs. Raises ``FileNotFoundError`` when ``study_dir`` holds no study.
+
+    A study with a sweep gets a section of its own: the best configuration per arm, a heatmap of ``metric`` (one of
+    :data:`initlab.report._sweep.METRICS`: test_acc, test_loss, val_acc, train_loss, at the end of training) over the
+    sweep axes ``x`` and ``y`` (default: its first two), the metric against ``x``, and the best learning rate against
+    width when both are swept. ValueError names a metric or axis that does not exist, and the closest one; it is
+    raised before anything is drawn.
     """
     folder = Path(study_dir)
+    with Store.in_dir(folder, readonly=True) as store:  # the choice is checked before the slow part
+        view = _sweep.choose_view(store.study().config.get("sweep") or {}, metric=metric, x=x, y=y)
     data = collect(folder)
     out_dir, html_path = _resolve_out(folder, out)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     figures = make_figures(data)
     diag_figures = diagnostic_figures(data)
-    for f in [*figures, *diag_figures]:
+    swept = sweep_figures(data, view)
+    for f in [*swept, *figures, *diag_figures]:
         write_atomic(out_dir / f.filename, f.png)
-    write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*figures, *diag_figures]))
-    write_atomic(html_path, render_html(data, figures, diag_figures))
+    write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*swept, *figures, *diag_figures]))
+    write_atomic(html_path, render_html(data, figures, diag_figures, sweep_figures=swept, view=view))
     logger.info("report of %s written to %s", folder, html_path)
     return html_path

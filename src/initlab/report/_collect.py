@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from initlab.store import EpochRecord, RunRecord, Store, StudyRecord
-from initlab.studies import ArmSummary, summarize
+from initlab.studies import ArmSummary, Study, summarize
+from initlab.studies import sweep as sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ class ArmInit:
 
 
 @dataclass(frozen=True)
+class Configuration:
+    """One configuration of a sweep: an arm at a grid point, and the label its runs are stored under."""
+
+    label: str  # e.g. "he_normal@lr=0.01,scale=0.5", the ``arm`` column of its runs
+    arm: str  # the arm's own label, e.g. "he_normal"
+    point: dict[str, Any]  # the value of every sweep axis, e.g. {"lr": 0.01, "scale": 0.5}
+
+
+@dataclass(frozen=True)
 class StudyData:
     """A study as the report sees it: its record, runs, epochs, ranked arms, initial weights and diagnostics."""
 
@@ -50,10 +60,22 @@ class StudyData:
     runs: list[RunRecord]
     epochs: dict[str, list[EpochRecord]]  # by run_id, in epoch order
     summary: list[ArmSummary]  # ranked, from initlab.studies.summarize
-    arms: list[str]  # labels in the study's order (legend and colour order, stable between reports)
+    # Labels in the study's order (legend and colour order, stable between reports); with a sweep, every
+    # configuration's label, as the runs are stored under them.
+    arms: list[str]
     target_accuracy: float
     init: list[ArmInit]
     diagnostics: list[tuple[str, int, dict[str, Any]]]
+    # The sweep's axes and their values, in the grid's order ({} without a sweep), and its configurations (arms at
+    # grid points) in the study's order ([] without a sweep).
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+    configurations: list[Configuration] = field(default_factory=list)
+
+    def sweep_arms(self) -> list[str]:
+        """The arms' own labels in the study's order (without a sweep, the same as :attr:`arms`)."""
+        if not self.configurations:
+            return list(self.arms)
+        return list(dict.fromkeys(c.arm for c in self.configurations))
 
     def runs_of(self, arm: str) -> list[RunRecord]:
         """The runs of ``arm``, in seed order."""
@@ -111,17 +133,34 @@ def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
         epochs = _by_run(store.epochs())
         summary = summarize(store)
         diagnostics = store.diagnostics()
+    sweep, configurations = _configurations(study.config)
     return StudyData(
         study_dir=folder,
         study=study,
         runs=runs,
         epochs=epochs,
         summary=summary,
-        arms=_arm_order(study.config, runs),
+        arms=_arm_order(study.config, runs, configurations),
         target_accuracy=float(study.config.get("train", {}).get("target_accuracy", math.nan)),
         init=initial_weights(study.config, runs) if with_init else [],
         diagnostics=diagnostics,
+        sweep=sweep,
+        configurations=configurations,
     )
+
+
+def _configurations(config: Mapping[str, Any]) -> tuple[dict[str, list[Any]], list[Configuration]]:
+    """The sweep of a study config (axes in the grid's order) and its configurations; ``({}, [])`` without one."""
+    if not config.get("sweep"):
+        return {}, []
+    study = Study.from_config(config)
+    points = study.points()
+    configurations = [
+        Configuration(label=sweeps.label(arm.label, point), arm=arm.label, point=dict(point))
+        for arm in study.arms
+        for point in points
+    ]
+    return {name: list(values) for name, values in study.sweep.items()}, configurations
 
 
 def _by_run(epochs: Iterable[EpochRecord]) -> dict[str, list[EpochRecord]]:
@@ -134,10 +173,11 @@ def _by_run(epochs: Iterable[EpochRecord]) -> dict[str, list[EpochRecord]]:
     return out
 
 
-def _arm_order(config: Mapping[str, Any], runs: list[RunRecord]) -> list[str]:
-    """The arms' labels in the study's order, then, sorted, those of stored runs that the config does not list."""
-    arms = [str(a["label"]) for a in config.get("arms", [])]
-    return arms + sorted({r.arm for r in runs} - set(arms))
+def _arm_order(config: Mapping[str, Any], runs: list[RunRecord], configurations: list[Configuration]) -> list[str]:
+    """The arms' labels in the study's order (with a sweep, the configurations'), then, sorted, those of stored runs
+    that the config does not list."""
+    listed = [c.label for c in configurations] or [str(a["label"]) for a in config.get("arms", [])]
+    return listed + sorted({r.arm for r in runs} - set(listed))
 
 
 def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[ArmInit]:

@@ -61,9 +61,13 @@ STUDY_TEMPLATE = (
   (normalize: {{ config.normalize }})</dd>
 <dt>model</dt><dd><code>{{ config.model }}</code></dd>
 <dt>training</dt><dd>{{ training }}</dd>
-<dt>arms × seeds</dt><dd>{{ arms|length }} arms × {{ config.seeds|length }} seeds
+{% if sweep %}<dt>sweep</dt><dd>{% for a in sweep %}{{ a.axis }}: {{ a.text }}{% if not loop.last %}; {% endif %}
+{%- endfor %} ({{ n_points }} grid points)</dd>
+<dt>arms × grid × seeds</dt><dd>{{ n_arms }} arms × {{ n_points }} grid points × {{ config.seeds|length }} seeds
   (seeds {{ config.seeds|join(", ") }}) = {{ runs|length }} runs: {{ status_counts }}</dd>
-<dt>started</dt><dd>{{ study.started_at or "not started" }}</dd>
+{% else %}<dt>arms × seeds</dt><dd>{{ arms|length }} arms × {{ config.seeds|length }} seeds
+  (seeds {{ config.seeds|join(", ") }}) = {{ runs|length }} runs: {{ status_counts }}</dd>
+{% endif %}<dt>started</dt><dd>{{ study.started_at or "not started" }}</dd>
 <dt>finished</dt><dd>{{ study.finished_at or "not finished" }}</dd>
 <dt>duration</dt><dd>{{ duration }}</dd>
 <dt>versions</dt><dd>initlab {{ meta.initlab or "?" }}, torch {{ meta.torch or "?" }},
@@ -72,7 +76,7 @@ STUDY_TEMPLATE = (
 </dl>
 <details><summary>Full study config (JSON)</summary><pre>{{ config_json }}</pre></details>
 
-<h2>Ranked arms</h2>
+<h2>Ranked {{ "configurations" if sweep else "arms" }}</h2>
 <p>Ranked by mean final test accuracy over seeds. Values are mean ± sample standard deviation over the finished runs;
 the 95% interval is Student's t over seeds (n − 1 degrees of freedom), shown when there are at least two runs;
 for accuracies it is clipped to [0, 100] %, the range an accuracy can take (with few seeds the t interval can
@@ -80,7 +84,8 @@ reach past it), and an interval marked * was clipped.
 Epochs to target: mean epoch at which validation accuracy first reached {{ target }}, over the runs that did.
 Diverged runs have no test metrics and do not enter the means.</p>
 <table id="ranked">
-<thead><tr><th>#</th><th class="l">arm</th><th>test acc (%)</th><th>95% interval (%)</th><th>test loss</th>
+<thead><tr><th>#</th><th class="l">{{ "configuration" if sweep else "arm" }}</th>{# joined to the next line -#}
+<th>test acc (%)</th><th>95% interval (%)</th><th>test loss</th>
 <th>95% interval</th><th>epochs to {{ target }} val acc</th><th>diverged</th><th>failed</th><th>runs</th></tr></thead>
 <tbody>
 {% for r in ranked %}
@@ -97,7 +102,27 @@ Diverged runs have no test metrics and do not enter the means.</p>
 {%- if p.message %}: {{ p.message }}{% endif %}</li>{% endfor %}</ul>
 {% endif %}
 
-{% for fig in figures %}
+{% if sweep %}<h2>Sweep</h2>
+<p>Every arm ran at every point of the grid of {% for a in sweep %}{{ a.axis }}{% if not loop.last %} × {% endif %}
+{%- endfor %}, with every seed; a configuration is an arm at a grid point, and the table above ranks them.
+{{ sweep_note }}</p>
+<h3>Best configuration per arm</h3>
+<p>Each arm's configuration with the highest mean test accuracy over seeds (# is its rank in the table above),
+mean ± sample standard deviation over its finished runs.</p>
+<table id="best-per-arm">
+<thead><tr><th class="l">arm</th><th class="l">best configuration</th><th>#</th><th>test acc (%)</th>
+<th>test loss</th><th>finished</th><th>diverged</th></tr></thead>
+<tbody>
+{% for r in best_rows %}
+<tr><td class="l">{{ r.arm }}</td><td class="l">{{ r.point }}</td><td>{{ r.rank }}</td><td>{{ r.acc }}</td>
+<td>{{ r.loss }}</td><td>{{ r.runs }}</td><td>{{ r.diverged }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% for fig in sweep_figures %}
+{{ figure(fig, 3) }}
+{% endfor %}
+{% endif %}{% for fig in figures %}
 {{ figure(fig) }}
 {% endfor %}
 {% if init_errors %}

@@ -498,17 +498,20 @@ class Store:
         return [(rid, epoch, parse_json(payload)) for rid, epoch, payload in rows]
 
     # -- export --------------------------------------------------------------------------------------------------
-    def export_csv(self, out_dir: str | os.PathLike[str]) -> list[Path]:
+    def export_csv(
+        self, out_dir: str | os.PathLike[str], *, run_columns: export.RunColumns | None = None
+    ) -> list[Path]:
         """Write ``runs.csv``, ``epochs.csv`` and ``layers.csv`` into ``out_dir``; return their paths.
 
         Test metrics become ``test_<name>`` columns of runs.csv and ``extra`` entries ``extra_<name>`` columns of
         epochs.csv; floats are written exactly (``repr``), non-finite ones as ``nan``, ``inf``, ``-inf``; a missing
-        value is an empty cell. See :func:`initlab.store.export.export_csv`.
+        value is an empty cell. ``run_columns`` (per run id, ``{column: value}``: a sweep's axes) are written with
+        every row of their run. See :func:`initlab.store.export.export_csv`.
         """
-        return export.export_csv(self, out_dir)
+        return export.export_csv(self, out_dir, run_columns=run_columns)
 
-    def export_json(self, path: str | os.PathLike[str]) -> Path:
+    def export_json(self, path: str | os.PathLike[str], *, run_columns: export.RunColumns | None = None) -> Path:
         """Write one strict JSON document with the study, runs (with test metrics), epochs (with layer statistics)
         and diagnostics; non-finite floats are written as the strings "NaN", "Infinity" and "-Infinity".
-        See :func:`initlab.store.export.export_json`."""
-        return export.export_json(self, path)
+        ``run_columns`` become keys of their runs. See :func:`initlab.store.export.export_json`."""
+        return export.export_json(self, path, run_columns=run_columns)

@@ -117,9 +117,9 @@ class _Trainer:
         # Every run of a population shares its architecture and its settings but the learning rate and the scale.
         self.point = self.points[task.runs[0].point_index]
         self.settings = task.study.settings_for(self.point)
-        # Which population this is, recorded with every epoch of a sweep: the index of its key among the study's.
-        keys = [task.study.population_key(point) for point in self.points] if task.study.sweep else []
-        self.extra = {"population": list(dict.fromkeys(keys)).index(keys[task.runs[0].point_index])} if keys else {}
+        # Which population this is, recorded with every epoch of a sweep (Study.population_indices).
+        populations = task.study.population_indices() if task.study.sweep else []
+        self.extra = {"population": populations[task.runs[0].point_index]} if populations else {}
         self.device = torch.device(task.device)
         self.train, self.val, self.test = build.load_splits(task.study)
         self.start = task.runs[0].start_epoch

@@ -155,6 +155,22 @@ class Study:
         """Runs whose points have equal keys train as one population (see :mod:`initlab.studies.sweep`)."""
         return axes.population_key(self.model, self.train, point)
 
+    def population_indices(self) -> list[int]:
+        """For each grid point, the index of its population: the order of first appearance of the points' keys."""
+        keys = [self.population_key(point) for point in self.points()]
+        index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+        return [index[key] for key in keys]
+
+    def run_columns(self) -> dict[str, dict[str, Any]]:
+        """Per run id, its value of every sweep axis and its population's index (empty without a sweep): the
+        columns an export adds so that its rows can be grouped by any axis."""
+        if not self.sweep:
+            return {}
+        points, populations = self.points(), self.population_indices()
+        return {
+            r.run_id: {**dict(points[r.point_index]), "population": populations[r.point_index]} for r in self.runs()
+        }
+
     # -- config ---------------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The exact, JSON-serializable config of the study."""
