@@ -45,8 +45,8 @@ ActivationName = Literal[
 ]
 ACTIVATION_NAMES: tuple[str, ...] = get_args(ActivationName)
 
-# PyTorch's default negative slope for leaky_relu in calculate_gain (torch/nn/init.py).
-_DEFAULT_LEAKY_SLOPE = 0.01
+#: PyTorch's default negative slope for leaky_relu (calculate_gain in torch/nn/init.py, F.leaky_relu).
+DEFAULT_LEAKY_SLOPE = 0.01
 
 # Simpson's rule on [-_Z_MAX, _Z_MAX]; _NUM_POINTS must be odd.
 _Z_MAX = 12.0
@@ -96,7 +96,7 @@ def gain(activation: str | Callable[[torch.Tensor], torch.Tensor] | None, param:
 
 def _table_gain(name: str, param: float | None) -> float:
     if name == "leaky_relu":
-        slope = _DEFAULT_LEAKY_SLOPE if param is None else check_finite("param", param)
+        slope = DEFAULT_LEAKY_SLOPE if param is None else check_finite("param", param)
         return math.sqrt(2.0 / (1.0 + slope**2))
     if param is not None:
         raise ValueError(f"param is only used by 'leaky_relu', got param={param!r} for activation {name!r}.")

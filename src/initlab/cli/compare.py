@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from initlab.cli._app import app, console, fail
 
@@ -82,6 +82,11 @@ def _resumed(resume: Path, given: dict[str, Any]) -> Study:
         return Study.from_config(store.study().config)
 
 
+def _swept(text: str, *names: str) -> Any:
+    """A flag that takes one value or several, comma-separated; several sweep that setting."""
+    return typer.Option(None, *names, metavar="V[,V...]", help=f"{text} Several values sweep it.")
+
+
 @app.command("compare")
 def compare_command(
     dataset: str | None = typer.Option(None, help="Data set: mnist, digits, mnist1d, circles, moons, ..."),
@@ -90,20 +95,21 @@ def compare_command(
     seeds: int | None = typer.Option(None, min=1, help="Number of seeds (0..N-1)."),
     epochs: int | None = typer.Option(None, min=1, help="Epochs per run."),
     steps: int | None = typer.Option(None, min=1, help="Optimizer steps per run (instead of epochs)."),
-    batch_size: str | None = typer.Option(None, "--batch-size", help="Batch size; several (64,128) sweep it."),
-    optimizer: str | None = typer.Option(None, help="sgd, adam, adamw or rmsprop; several (sgd,adam) sweep it."),
-    lr: str | None = typer.Option(None, help="Learning rate; several (1e-3,3e-3,1e-2) sweep it."),
-    momentum: str | None = typer.Option(None, help="Momentum (SGD, RMSprop); several sweep it."),
-    scale: str | None = typer.Option(None, help="Init scales c (weights times c after the scheme): 0.1,1,10."),
-    width: str | None = typer.Option(None, help="Hidden width(s) for a model of equal hidden widths: 64,256,1024."),
-    depth: str | None = typer.Option(None, help="Number of hidden layers, e.g. 2,8,32 (a model of equal widths)."),
+    # Settings that take several comma-separated values, which make a sweep (initlab.studies.sweep).
+    lr: str | None = _swept("Learning rate, e.g. 1e-3 or 1e-3,3e-3,1e-2."),
+    batch_size: str | None = _swept("Batch size.", "--batch-size"),
+    optimizer: str | None = _swept("sgd, adam, adamw or rmsprop."),
+    momentum: str | None = _swept("Momentum (SGD, RMSprop)."),
+    scale: str | None = _swept("Initialization scale c: the weights times c after the scheme (always a sweep)."),
+    width: str | None = _swept("Hidden width, for a model of equal hidden widths (always a sweep)."),
+    depth: str | None = _swept("Number of hidden layers, for a model of equal widths (always a sweep)."),
     schedule: str | None = typer.Option(None, help="constant, step or cosine."),
     loss: str | None = typer.Option(None, help="cross_entropy, bce or mse."),
     precision: str | None = typer.Option(None, help="float32 or bf16 (mixed precision matmuls)."),
     target: float | None = typer.Option(None, help="Validation accuracy whose first epoch is reported."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: one per core)."),
     name: str | None = typer.Option(None, help="Study name."),
     out: Path | None = typer.Option(None, help="Study folder (default: initlab-studies/NAME-HASH)."),
-    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: one per core)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     executor: str = typer.Option("local", help="local (worker processes here) or ray (tasks on a Ray cluster)."),
     address: str | None = typer.Option(
@@ -202,16 +208,12 @@ def show_summary(folder: Path) -> None:
         failed = [r for r in store.runs() if r.status == "failed"]
     best = best_per_arm(config, rows) if config.get("sweep") else {}
     ranked = "configurations" if config.get("sweep") else "initializers"
-    table = Table(title=f"{ranked} ranked by test accuracy (mean ± std over seeds)")
-    for col, justify in [
-        ("#", "right"),
-        ("arm", "left"),
-        ("test acc %", "right"),
-        ("test loss", "right"),
-        (f"epochs to {target:.0%} val", "right"),
-        ("diverged", "right"),
-    ]:
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]  # labels wrap, never cut
+    right = {"justify": "right"}
+    columns = [Column("#", **right), Column("arm"), Column("test acc %", **right), Column("test loss", **right),
+               Column(f"epochs to {target:.0%} val", **right), Column("diverged", **right)]  # fmt: skip
+    for column in columns:
+        column.overflow = "fold"  # labels wrap, never cut
+    table = Table(*columns, title=f"{ranked} ranked by test accuracy (mean ± std over seeds)")
     for r in rows:
         reach = "never" if r.reached_target == 0 else r.epochs_to_target.text(digits=1)
         if 0 < r.reached_target < r.runs:

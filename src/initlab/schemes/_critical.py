@@ -27,38 +27,38 @@ derivative from autograd.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from initlab.catalog import GlorotUniform, Initializer, LeCunNormal, RandomNormal, VarianceScaling, Zeros, serialize
-from initlab.checks import check_keys, check_mapping, check_nonnegative
+from initlab.checks import check_nonnegative
 from initlab.schemes._apply import _slot_seed, apply_rules
 from initlab.schemes._auto import discover_activations
 from initlab.schemes._report import InitEntry, InitReport
 from initlab.schemes._roles import Slot
 from initlab.schemes._rules import standard_rules
 from initlab.schemes._scheme import Scheme
-from initlab.schemes.base import check_arguments
+from initlab.schemes.base import ProcedureConfig, check_arguments
 from initlab.seeding import Seed
 from initlab.theory import ActivationSpec, critical_weight_var
 from initlab.tracing import FEEDFORWARD_TYPES, Activation, ModelInput
 
-_FIELDS = ("bias_var",)
 # Where an "other" activation is sampled to tell two functions apart (module or functional, any arguments).
 _PROBE = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
-class Critical:
+class Critical(ProcedureConfig):
     """The ``"critical"`` scheme (see the module docstring): ``initialize(model, Critical(bias_var=0.05))``.
 
     An :class:`~initlab.schemes.Initialization` that needs no data; ``data``, when given, is the input of the one
     forward pass that finds the activations (a built input otherwise, as for "auto").
     """
+
+    config_name = "a Critical config"  # not a field: no annotation
 
     bias_var: float = 0.0  #: σ_b²: hidden layers' biases are N(0, σ_b²), and σ_w²* is the critical value for it
 
@@ -69,19 +69,6 @@ class Critical:
     def needs_data(self) -> bool:
         """``False``: the activations are found on ``data`` when given, on a built input otherwise."""
         return False
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"class_name": "Critical", "config": {"bias_var": ...}}``, which :func:`initlab.initialize` accepts."""
-        return {"class_name": "Critical", "config": asdict(self)}
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> Critical:
-        """Read :meth:`to_dict`'s form, or the bare settings dict."""
-        check_mapping("a Critical config", config)
-        if "class_name" in config:
-            config = config.get("config") or {}
-        check_keys("Critical config", config, _FIELDS, listed_as="allowed")
-        return cls(**config)
 
     def apply(self, model: nn.Module, *, seed: Seed = None, data: ModelInput | None = None) -> InitReport:
         """Initialize ``model`` in place (see the module docstring) and report each layer's rule."""

@@ -24,21 +24,20 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from initlab.catalog import Orthogonal, RandomNormal
-from initlab.checks import check_int, check_keys, check_mapping, check_nonnegative, check_positive
+from initlab.checks import check_int, check_nonnegative, check_positive
 from initlab.schemes._apply import apply_rules
 from initlab.schemes._report import InitEntry, InitReport
 from initlab.schemes._roles import slots
 from initlab.schemes._rules import standard_rules
 from initlab.schemes._scheme import Scheme
-from initlab.schemes.base import warn_user
+from initlab.schemes.base import ProcedureConfig, warn_user
 from initlab.seeding import Seed, make_generator
 from initlab.tracing import (
     CONV_TRANSPOSE_TYPES,
@@ -52,20 +51,20 @@ from initlab.tracing import (
 
 logger = logging.getLogger(__name__)
 
-_FIELDS = ("target", "tol", "max_iter", "correct_mean", "pre_init")
-
 
 class LSUVWarning(UserWarning):
     """A layer whose output variance did not reach the target within ``max_iter`` rescalings (or cannot)."""
 
 
 @dataclass(frozen=True)
-class LSUV:
+class LSUV(ProcedureConfig):
     """The LSUV scheme's settings; ``initialize(model, LSUV(tol=0.05), data=x)`` or ``"lsuv"`` for the defaults.
 
     The defaults are the paper's: target variance 1, tolerance 0.1, at most 10 iterations per layer. An
     :class:`~initlab.schemes.Initialization` that needs data (see the module docstring for the algorithm).
     """
+
+    config_name = "an LSUV config"  # not a field: no annotation
 
     target: float = 1.0  #: the output variance every layer should have on the batch
     tol: float = 0.1  #: accepted |variance - target|
@@ -85,19 +84,6 @@ class LSUV:
     def needs_data(self) -> bool:
         """``True``: LSUV measures every layer's output on a batch of the model's inputs."""
         return True
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"class_name": "LSUV", "config": {...}}``, which :func:`initlab.initialize` accepts as a scheme."""
-        return {"class_name": "LSUV", "config": asdict(self)}
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> LSUV:
-        """Read :meth:`to_dict`'s form, or the bare settings dict."""
-        check_mapping("an LSUV config", config)
-        if "class_name" in config:
-            config = config.get("config") or {}
-        check_keys("LSUV config", config, _FIELDS, listed_as="allowed")
-        return cls(**config)
 
     def apply(self, model: nn.Module, *, seed: Seed = None, data: ModelInput | None = None) -> InitReport:
         """Run LSUV on ``model`` with the batch ``data``; see the module docstring."""

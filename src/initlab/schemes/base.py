@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 import warnings
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
+from initlab.checks import check_keys, check_mapping
 from initlab.schemes._report import InitReport
 from initlab.seeding import Seed, make_generator
 from initlab.tracing import ModelInput, check_data
@@ -68,3 +71,28 @@ def warn_user(message: str, category: type[Warning]) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+_P = TypeVar("_P", bound="ProcedureConfig")
+
+
+class ProcedureConfig:
+    """The config form of a procedure scheme (LSUV, Critical): a frozen dataclass whose fields are its settings,
+    serialized as ``{"class_name": <class>, "config": {<fields>}}``, the form :func:`initlab.initialize` accepts."""
+
+    #: How messages name a config of this class, e.g. "an LSUV config".
+    config_name: str = "a config"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"class_name": ..., "config": {...}}``, which :func:`initlab.initialize` accepts as a scheme."""
+        return {"class_name": type(self).__name__, "config": asdict(self)}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_P], config: Mapping[str, Any]) -> _P:
+        """Read :meth:`to_dict`'s form, or the bare settings dict; unknown keys name the closest allowed one."""
+        check_mapping(cls.config_name, config)
+        if "class_name" in config:
+            config = config.get("config") or {}
+        allowed = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+        check_keys(cls.config_name.split(" ", 1)[1], config, allowed, listed_as="allowed")
+        return cls(**config)

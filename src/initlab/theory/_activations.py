@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 
 from initlab.checks import check_choice, check_finite
+from initlab.gains import DEFAULT_LEAKY_SLOPE
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -37,8 +38,6 @@ ActivationName = Literal[
 ]
 ACTIVATION_NAMES: tuple[str, ...] = get_args(ActivationName)
 
-# torch.nn.functional.leaky_relu's default negative slope (and initlab.gains').
-_DEFAULT_LEAKY_SLOPE = 0.01
 # SELU's constants, as torch.nn.SELU and Klambauer et al. (2017), eq. 14 give them.
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -103,7 +102,7 @@ def _named(name: str, param: float | None) -> tuple[Fn, Fn, tuple[float, ...]]:
     if name == "relu":
         return *_leaky(0.0), (0.0,)
     if name == "leaky_relu":
-        return *_leaky(_DEFAULT_LEAKY_SLOPE if param is None else check_finite("param", param)), (0.0,)
+        return *_leaky(DEFAULT_LEAKY_SLOPE if param is None else check_finite("param", param)), (0.0,)
     if name == "elu":
         return *_elu(1.0 if param is None else check_finite("param", param), 1.0), (0.0,)
     if name == "selu":
