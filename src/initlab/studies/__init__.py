@@ -1,6 +1,7 @@
 """Studies: compare initializations by training many runs, store every epoch, resume after a kill.
 
-The path of a study, one module a step: :mod:`~initlab.studies.spec` (the validated config), :mod:`~.build` (data,
+The path of a study, one module a step: :mod:`~initlab.studies.spec` (the validated config; its sweep axes in
+:mod:`~.sweep`), :mod:`~.build` (data,
 model, each run's initialization), :mod:`~.plan` (what is left, where each run starts, the shards: resume),
 :mod:`~.shard` (train one shard, reporting :mod:`~.events`), :mod:`~.checkpoints`, :mod:`~.sink` (events into the
 Store), :mod:`~.executors` (local processes or Ray tasks) and :mod:`~.runner` (``run_study``, all of it in order).
