@@ -181,7 +181,8 @@ def _arm_order(config: Mapping[str, Any], runs: list[RunRecord], configurations:
 
 
 def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[ArmInit]:
-    """Each arm's model built from the study config and initialized with the arm's scheme and first seed.
+    """Each configuration's model built from the study config and initialized with its arm's scheme, its first seed
+    and its grid point (scale, width, depth); without a sweep, one per arm.
 
     Nothing is trained; the model is initialized exactly as a study initializes it (:mod:`initlab.studies.build`:
     same scheme, seed and, for schemes that look at data, the same training samples), so the histograms show the
@@ -201,13 +202,17 @@ def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[Ar
         seed = int(next(iter(config.get("seeds", [])), 0))
         return [ArmInit(arm=str(a["label"]), seed=seed, error=str(exc)) for a in config.get("arms", [])]
     out = []
-    for arm in study.arms:
-        seed = int(first_seed.get(arm.label, study.seeds[0]))
+    points = study.points()
+    # One model per configuration (an arm at a grid point; just the arms without a sweep): its scale, width and depth
+    # shape the initial weights, its learning rate does not.
+    configurations = {r.label: (study.arms[r.arm_index], points[r.point_index]) for r in study.runs()}
+    for label, (arm, point) in configurations.items():
+        seed = int(first_seed.get(label, study.seeds[0]))
         try:
-            model = source.initial_model(arm.scheme, seed)
+            model = source.initial_model(arm.scheme, seed, point)
         except Exception as exc:
-            logger.warning("cannot rebuild the initial weights of arm %r: %s", arm.label, exc)
-            out.append(ArmInit(arm=arm.label, seed=seed, error=f"{type(exc).__name__}: {exc}"))
+            logger.warning("cannot rebuild the initial weights of %r: %s", label, exc)
+            out.append(ArmInit(arm=label, seed=seed, error=f"{type(exc).__name__}: {exc}"))
             continue
         layers = [
             InitLayer(
@@ -219,5 +224,5 @@ def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[Ar
             for name, p in model.named_parameters()
             if p.dim() >= 2
         ]
-        out.append(ArmInit(arm=arm.label, seed=seed, layers=layers))
+        out.append(ArmInit(arm=label, seed=seed, layers=layers))
     return out

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from initlab import data, models, schemes
+from initlab.studies import sweep
 from initlab.studies.spec import Arm, Study
 from initlab.studies.sweep import Point
 
@@ -108,9 +109,10 @@ class InitSource:
             self._train = load_split(self.study, "train")
         return self._train
 
-    def initial_model(self, scheme: str | Mapping[str, Any], seed: int) -> nn.Module:
-        """The study's model initialized by ``scheme`` with ``seed``, exactly as the run with that seed started."""
-        model = build_model(self.study, self.input_shape, self.num_classes)
+    def initial_model(self, scheme: str | Mapping[str, Any], seed: int, point: Point = ()) -> nn.Module:
+        """The study's model at grid ``point`` initialized by ``scheme`` with ``seed`` (and the point's scale),
+        exactly as the run with that seed and point started."""
+        model = build_model(self.study, self.input_shape, self.num_classes, point)
         sample = init_sample(self.train().x, seed) if schemes.uses_data(scheme) else None
-        initialize(model, scheme, seed=seed, sample=sample)
+        initialize(model, scheme, seed=seed, sample=sample, scale=sweep.scale_for(point))
         return model
