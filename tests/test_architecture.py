@@ -2,8 +2,9 @@
 and a light ``import initlab``.
 
 The import graph is read from the source with ``ast``: every ``import`` statement anywhere in a module (at the top,
-in a function, in a ``try``) is an edge, except those under ``if TYPE_CHECKING:``. ``from pkg import name`` is an edge
-to ``pkg.name`` when that is a module of initlab, else to ``pkg``.
+in a function, in a ``try``, under ``if TYPE_CHECKING:``) is an edge: a type-only import that points back up is a
+cycle of the design too, even if Python never runs it. ``from pkg import name`` is an edge to ``pkg.name`` when that
+is a module of initlab, else to ``pkg``.
 """
 
 from __future__ import annotations
@@ -49,21 +50,10 @@ def _resolve_from(module: str, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def _type_checking_nodes(tree: ast.Module) -> set[int]:
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return skip
-
-
 def _imports(module: str) -> Iterator[tuple[str, str | None, int]]:
     """``(imported module, imported name or None, line)`` for every import statement of ``module``."""
     tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
-    skip = _type_checking_nodes(tree)
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, None, node.lineno

@@ -12,7 +12,7 @@ there.)
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -27,8 +27,20 @@ from initlab.schemes.base import warn_user
 from initlab.seeding import Seed, derive_seed
 from initlab.tracing import EMBEDDING_TYPES, Activation, ModelInput
 
-if TYPE_CHECKING:
-    from initlab.schemes._scheme import Scheme
+
+class RuleSet(Protocol):
+    """What the rule engine reads of a scheme (:class:`~initlab.schemes.Scheme` is one): declared here, below the
+    Scheme class, so that the engine does not depend on it."""
+
+    rules: tuple[Rule, ...]  #: the scheme's own rules (a rule of its base is not checked for typos)
+
+    @property
+    def uses_auto(self) -> bool: ...
+
+    def effective_rules(self) -> list[Rule]: ...
+
+    def to_config(self) -> dict[str, Any]: ...
+
 
 logger = logging.getLogger("initlab.schemes")
 
@@ -65,7 +77,7 @@ def blank_entry(slot: Slot) -> InitEntry:
 
 
 def apply_rules(
-    model: nn.Module, scheme: Scheme, *, seed: Seed = None, data: ModelInput | None = None
+    model: nn.Module, scheme: RuleSet, *, seed: Seed = None, data: ModelInput | None = None
 ) -> tuple[InitReport, list[tuple[InitEntry, Slot]]]:
     """Apply a rule-based scheme; return the report and each entry with its slot (for LSUV to refine)."""
     activations = discover_activations(model, data) if scheme.uses_auto else {}
@@ -146,7 +158,7 @@ def warn_uncovered(report: InitReport) -> None:
     warn_user(message, UncoveredParameterWarning)
 
 
-def _warn_unused(model: nn.Module, scheme: Scheme, rules: list[Rule], matched: set[int]) -> None:
+def _warn_unused(model: nn.Module, scheme: RuleSet, rules: list[Rule], matched: set[int]) -> None:
     """Warn about a rule that matched nothing because its module names are neither torch.nn classes nor classes in
     the model: most likely a typo (``"Linaer"``)."""
     own = {id(r) for r in scheme.rules}

@@ -20,16 +20,34 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from initlab.fileio import atomic_writer, json_safe, write_atomic
 from initlab.store.codec import csv_cell
-from initlab.store.records import EPOCH_FLOATS, RunRecord
+from initlab.store.records import EPOCH_FLOATS, EpochRecord, LayerStat, RunRecord, StudyRecord
 
-if TYPE_CHECKING:
-    from initlab.store.database import Store
 
-__all__ = ["RunColumns", "export_csv", "export_json"]
+class StoreContents(Protocol):
+    """What an export reads of a study store (:class:`~initlab.store.Store` is one): declared here so that this
+    module, which the Store's own ``export_*`` methods call, does not import the Store back."""
+
+    SCHEMA_VERSION: int
+    path: Path
+
+    def study(self) -> StudyRecord: ...
+
+    def runs(self) -> list[RunRecord]: ...
+
+    def epochs(self, run_id: str | None = None) -> list[EpochRecord]: ...
+
+    def layer_stats(
+        self, run_id: str | None = None, *, layer: str | None = None
+    ) -> list[tuple[str, int, LayerStat]]: ...
+
+    def diagnostics(self, run_id: str | None = None) -> list[tuple[str, int, dict[str, Any]]]: ...
+
+
+__all__ = ["RunColumns", "StoreContents", "export_csv", "export_json"]
 
 #: Per run id, extra columns for every row of that run: ``{"he_normal@lr=0.1/s0": {"lr": 0.1, "population": 0}}``.
 RunColumns = Mapping[str, Mapping[str, Any]]
@@ -65,7 +83,9 @@ def _after_seed(fixed: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
     return (*fixed[:at], *names, *fixed[at:])
 
 
-def export_csv(store: Store, out_dir: str | os.PathLike[str], *, run_columns: RunColumns | None = None) -> list[Path]:
+def export_csv(
+    store: StoreContents, out_dir: str | os.PathLike[str], *, run_columns: RunColumns | None = None
+) -> list[Path]:
     """Write ``runs.csv``, ``epochs.csv`` and ``layers.csv`` of ``store`` into ``out_dir``; return their paths.
 
     Test metrics become ``test_<name>`` columns of runs.csv and ``extra`` entries ``extra_<name>`` columns of
@@ -105,7 +125,7 @@ def export_csv(store: Store, out_dir: str | os.PathLike[str], *, run_columns: Ru
     return paths
 
 
-def export_json(store: Store, path: str | os.PathLike[str], *, run_columns: RunColumns | None = None) -> Path:
+def export_json(store: StoreContents, path: str | os.PathLike[str], *, run_columns: RunColumns | None = None) -> Path:
     """Write one strict JSON document with the study, runs (with test metrics), epochs (with layer statistics) and
     diagnostics of ``store``; non-finite floats are written as the strings "NaN", "Infinity" and "-Infinity".
 
