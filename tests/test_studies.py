@@ -160,11 +160,12 @@ run_study(study, sys.argv[1], workers=2)
 """
 
 
-def _run(folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(folder)], start_new_session=True)
+def run_script(script: str, folder: Path) -> subprocess.Popen:
+    """Run ``script`` (a study on the folder ``sys.argv[1]``) in a new process group, so it can be killed whole."""
+    return subprocess.Popen([sys.executable, "-c", script, str(folder)], start_new_session=True)
 
 
-def _epochs_done(folder: Path) -> int:
+def epochs_done(folder: Path) -> int:
     try:
         with Store.in_dir(folder, readonly=True) as store:
             return len(store.epochs())
@@ -172,23 +173,30 @@ def _epochs_done(folder: Path) -> int:
         return 0
 
 
+def kill_after(script: str, folder: Path, *, epochs: int, pause: float) -> int:
+    """Start ``script``, SIGKILL the driver and its workers ``pause`` seconds after ``epochs`` run-epochs are
+    committed (inside the next epoch), and return how many run-epochs the Store then holds."""
+    proc = run_script(script, folder)
+    deadline = time.time() + 240
+    while epochs_done(folder) < epochs and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(pause)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return epochs_done(folder)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_study(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    assert _run(reference).wait(timeout=300) == 0
+    assert run_script(RESUME_SCRIPT, reference).wait(timeout=300) == 0
     expected = stored(reference)
 
     killed = tmp_path / "killed"
-    proc = _run(killed)
-    deadline = time.time() + 240
-    while _epochs_done(killed) < 4 and time.time() < deadline:  # epoch 1 of all four runs is committed
-        time.sleep(0.05)
-    time.sleep(0.4)  # now inside epoch 2 (an epoch takes about 1 s here)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
-    proc.wait()
-    partial = _epochs_done(killed)
+    # Epoch 1 of all four runs is committed, then 0.4 s into epoch 2 (an epoch takes about 1 s here).
+    partial = kill_after(RESUME_SCRIPT, killed, epochs=4, pause=0.4)
     assert 4 <= partial < 12, partial
-    assert _run(killed).wait(timeout=300) == 0
+    assert run_script(RESUME_SCRIPT, killed).wait(timeout=300) == 0
     assert stored(killed) == expected  # same numbers, every epoch exactly once, all runs finished
 
 

@@ -4,11 +4,6 @@ populations per architecture, resume after SIGKILL, and the compare command's co
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +16,7 @@ from initlab.store import Store
 from initlab.studies import Arm, Study, TrainSettings, build, plan, run_study
 from initlab.studies.shard import ShardRun
 from initlab.studies.summary import best_per_arm, summarize
+from test_studies import kill_after, run_script  # the SIGKILL-and-resume procedure of the studies tests
 
 ARMS = (Arm("he_normal", "he_normal"), Arm("lecun_normal", "lecun_normal"))
 
@@ -148,33 +144,15 @@ run_study(study, sys.argv[1], workers=2)
 """
 
 
-def _start(folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SWEEP_SCRIPT, str(folder)], start_new_session=True)
-
-
-def _epochs_done(folder: Path) -> int:
-    try:
-        with Store.in_dir(folder, readonly=True) as store:
-            return len(store.epochs())
-    except Exception:
-        return 0
-
-
 @pytest.mark.slow
 def test_a_sweep_resumes_after_sigkill_with_identical_results(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    assert _start(reference).wait(timeout=300) == 0
+    assert run_script(SWEEP_SCRIPT, reference).wait(timeout=300) == 0
     expected = stored_rows(reference)
     killed = tmp_path / "killed"
-    proc = _start(killed)
-    deadline = time.time() + 240
-    while _epochs_done(killed) < 36 and time.time() < deadline:  # epoch 1 of every run is committed
-        time.sleep(0.02)
-    time.sleep(0.1)  # inside epoch 2
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 36 <= _epochs_done(killed) < 108
-    assert _start(killed).wait(timeout=300) == 0
+    partial = kill_after(SWEEP_SCRIPT, killed, epochs=36, pause=0.1)  # inside epoch 2 of every run
+    assert 36 <= partial < 108
+    assert run_script(SWEEP_SCRIPT, killed).wait(timeout=300) == 0
     assert stored_rows(killed) == expected
 
 

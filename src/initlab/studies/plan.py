@@ -87,8 +87,8 @@ def population_of(study: Study) -> Callable[[ShardRun], Hashable] | None:
     """The population key of a run of ``study`` for :func:`shards` (None without a sweep: one population)."""
     if not study.sweep:
         return None
-    keys = [study.population_key(point) for point in study.points()]
-    return lambda run: keys[run.point_index]
+    populations = study.population_indices()
+    return lambda run: populations[run.point_index]
 
 
 def unfinished(store: Store, runs: Sequence[ShardRun]) -> list[ShardRun]:
