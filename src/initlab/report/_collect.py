@@ -209,7 +209,7 @@ def initial_weights(config: Mapping[str, Any], runs: list[RunRecord]) -> list[Ar
     for label, (arm, point) in configurations.items():
         seed = int(first_seed.get(label, study.seeds[0]))
         try:
-            model = source.initial_model(arm.scheme, seed, point)
+            model = source.initial_model(arm, seed, point)
         except Exception as exc:
             logger.warning("cannot rebuild the initial weights of %r: %s", label, exc)
             out.append(ArmInit(arm=label, seed=seed, error=f"{type(exc).__name__}: {exc}"))

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initlab import data, models, schemes
+from initlab import data, models, mup, schemes
 from initlab.studies import sweep
 from initlab.studies.spec import Arm, Study
 from initlab.studies.sweep import Point
@@ -52,6 +52,21 @@ def init_sample(x: torch.Tensor, seed: int) -> torch.Tensor:
     return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:INIT_SAMPLES]]
 
 
+def parametrization(
+    study: Study, arm: Arm, model: nn.Module, input_shape: tuple[int, ...], num_classes: int, point: Point = ()
+) -> mup.Parametrization:
+    """``arm``'s parametrization of ``model`` (the study's model at ``point``): muP relative to the same model at the
+    arm's base width (:meth:`Study.base_width`; built on the meta device, so without memory or random draws), or
+    the standard one."""
+    spec = mup.parse(arm.parametrization)
+    if spec.kind == "standard":
+        return mup.Parametrization.standard(model)
+    base_spec = models.resize(study.model_for(point), width=study.base_width(arm))
+    with torch.device("meta"):
+        base = models.build(base_spec, input_shape=tuple(input_shape), num_classes=num_classes)
+    return mup.Parametrization.mup(model, base, output=spec.output)
+
+
 def initialize(
     model: nn.Module,
     scheme: str | Mapping[str, Any],
@@ -59,15 +74,19 @@ def initialize(
     seed: int,
     sample: torch.Tensor | None,
     scale: float = 1.0,
+    parametrization: mup.Parametrization | None = None,
 ) -> None:
     """Apply an arm's scheme with the run's seed in place (``sample``: the inputs from :func:`init_sample`), then
-    multiply every weight tensor (two or more axes) by ``scale``, the swept initialization scale."""
+    multiply every weight tensor (two or more axes) by ``scale``, the swept initialization scale, then rescale what
+    the ``parametrization`` rescales (muP's output layer)."""
     schemes.resolve(scheme).apply(model, seed=seed, data=sample)
     if scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
                 if p.dim() >= 2:
                     p.mul_(scale)
+    if parametrization is not None:
+        parametrization.rescale(model)
 
 
 def check(study: Study) -> None:
@@ -109,10 +128,11 @@ class InitSource:
             self._train = load_split(self.study, "train")
         return self._train
 
-    def initial_model(self, scheme: str | Mapping[str, Any], seed: int, point: Point = ()) -> nn.Module:
-        """The study's model at grid ``point`` initialized by ``scheme`` with ``seed`` (and the point's scale),
-        exactly as the run with that seed and point started."""
+    def initial_model(self, arm: Arm, seed: int, point: Point = ()) -> nn.Module:
+        """The study's model at grid ``point`` initialized by ``arm`` with ``seed`` (its scheme, the point's scale and
+        its parametrization), exactly as the run with that seed and point started."""
         model = build_model(self.study, self.input_shape, self.num_classes, point)
-        sample = init_sample(self.train().x, seed) if schemes.uses_data(scheme) else None
-        initialize(model, scheme, seed=seed, sample=sample, scale=sweep.scale_for(point))
+        sample = init_sample(self.train().x, seed) if schemes.uses_data(arm.scheme) else None
+        param = parametrization(self.study, arm, model, self.input_shape, self.num_classes, point)
+        initialize(model, arm.scheme, seed=seed, sample=sample, scale=sweep.scale_for(point), parametrization=param)
         return model

@@ -124,6 +124,8 @@ class _Trainer:
         self.train, self.val, self.test = build.load_splits(task.study)
         self.start = task.runs[0].start_epoch
         self.live = list(task.runs)
+        # Each run's per-parameter learning-rate multipliers (its arm's parametrization; all 1 for the standard one).
+        self.multipliers: dict[str, dict[str, float]] = {}
         self.total = self.settings.total_epochs(self.train.x.shape[0])
         # One fixed batch for every run and epoch, so that diagnoses compare across arms, seeds and epochs.
         pick = torch.randperm(self.train.x.shape[0], generator=torch.Generator().manual_seed(0))[:DIAGNOSE_BATCH]
@@ -136,10 +138,14 @@ class _Trainer:
         models = []
         for r in self.live:  # built and initialized in turn: building a model draws from torch's global RNG
             model = self.model()
+            arm, point = self.study.arms[r.arm_index], self.points[r.point_index]
+            shape, classes = self.train.input_shape, self.train.num_classes
+            param = build.parametrization(self.study, arm, model, shape, classes, point)
+            self.multipliers[r.run_id] = param.lr_multipliers(self.settings.optimizer)
             if self.start == 0:
                 sample = build.init_sample(self.train.x, r.seed)
-                scale = sweep.scale_for(self.points[r.point_index])
-                build.initialize(model, self.study.arms[r.arm_index].scheme, seed=r.seed, sample=sample, scale=scale)
+                scale = sweep.scale_for(point)
+                build.initialize(model, arm.scheme, seed=r.seed, sample=sample, scale=scale, parametrization=param)
             models.append(model)
         if self.start == 0 and 0 in self.study.diagnose_epochs:
             for r, model in zip(self.live, models, strict=True):
@@ -158,7 +164,7 @@ class _Trainer:
         """Train, evaluate, checkpoint and report one epoch; drop the runs that diverged. Returns the steps taken."""
         t0 = time.perf_counter()
         rates = [self.study.settings_for(self.points[r.point_index]).lr_at(epoch, self.total) for r in self.live]
-        self.pop.set_lr(rates[0] if len(set(rates)) == 1 else rates)
+        self.pop.set_lr(rates, multipliers=[self.multipliers[r.run_id] for r in self.live])
         self.pop.reseed(derive_seed(self.live[0].seed, "dropout", epoch, *[r.run_id for r in self.live]))
         max_steps = None if self.settings.steps is None else self.settings.steps - steps_done
         seeds = [r.seed for r in self.live]

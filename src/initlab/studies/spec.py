@@ -30,6 +30,7 @@ from typing import Any
 
 import tomllib
 
+from initlab import models, mup
 from initlab.checks import check_int, did_you_mean
 from initlab.studies import sweep as axes
 from initlab.studies.sweep import Point
@@ -57,13 +58,18 @@ ARTICLE_MODEL = "keras-mnist"
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of a study: a label and a scheme (a name such as ``"he_normal"`` or ``"lsuv"``, or a config dict)."""
+    """One arm of a study: a label, a scheme (a name such as ``"he_normal"`` or ``"lsuv"``, or a config dict) and a
+    parametrization (:mod:`initlab.mup`: ``None`` or ``"standard"``, ``"mup"``, or ``{"name": "mup", "base_width":
+    64, "output": "zero"}``; muP's base width defaults to the study's smallest width)."""
 
     label: str
     scheme: str | dict[str, Any]
+    parametrization: str | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "scheme": self.scheme}
+        # The parametrization only when one is given, so that other studies keep their configs (and folders).
+        extra = {"parametrization": self.parametrization} if self.parametrization is not None else {}
+        return {"label": self.label, "scheme": self.scheme, **extra}
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,29 @@ class Study:
                 + did_you_mean(self.normalize, ("standardize", "minmax", "none"))
             )
         object.__setattr__(self, "sweep", axes.check_sweep(self.sweep, model=self.model, train=self.train))
+        for arm in self.arms:
+            self._check_parametrization(arm)
+
+    def _check_parametrization(self, arm: Arm) -> None:
+        try:
+            spec = mup.parse(arm.parametrization)
+            if spec.kind == "mup":
+                models.resize(self.model, width=self.base_width(arm))
+        except ValueError as exc:
+            raise ValueError(f"arm {arm.label!r}: {exc}") from None
+
+    def base_width(self, arm: Arm) -> int:
+        """The base width of ``arm``'s muP (where it equals the standard parametrization): the arm's own, else the
+        smallest swept width, else the model's width."""
+        spec = mup.parse(arm.parametrization)
+        if spec.base_width is not None:
+            return spec.base_width
+        if "width" in self.sweep:
+            return min(self.sweep["width"])
+        widths = models.parse(self.model).widths
+        if not widths:
+            raise ValueError(f"muP needs hidden layers to scale, and model {self.model!r} has none.")
+        return min(widths)
 
     # -- runs -----------------------------------------------------------------------------------------------------
     def points(self) -> list[Point]:
@@ -212,7 +241,12 @@ class Study:
         for a in raw_arms:
             if not isinstance(a, Mapping) or "scheme" not in a:
                 raise ValueError(f"each arm needs a 'scheme' (and a 'label'), got {a!r}.")
-            arms.append(Arm(label=str(a.get("label") or _label(a["scheme"])), scheme=a["scheme"]))
+            unknown_keys = sorted(set(a) - {"label", "scheme", "parametrization"})
+            if unknown_keys:
+                raise ValueError(f"unknown arm field {unknown_keys[0]!r}; an arm has a label, a scheme and "
+                                 "optionally a parametrization.")  # fmt: skip
+            label = str(a.get("label") or _label(a["scheme"]))
+            arms.append(Arm(label=label, scheme=a["scheme"], parametrization=a.get("parametrization")))
         train = config.pop("train", {})
         seeds = config.pop("seeds", (0, 1))
         if isinstance(seeds, int):

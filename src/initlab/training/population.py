@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from initlab.checks import check_positive
+from initlab.mup import group_options
 from initlab.training import stacked
 from initlab.training.settings import TrainSettings
 
@@ -125,7 +126,7 @@ class Population:
         # Per-model views of every stacked parameter while the models' learning rates differ (see the class
         # docstring); None while they share one and the optimizer runs over the stacked tensors.
         self._views: dict[str, list[torch.Tensor]] | None = None
-        self.optimizer = self._make_optimizer()
+        self._start_optimizer([settings.lr] * self.size, [None] * self.size)
         self.dropout = _has_dropout(self.base)
         self.fast = stacked.supports(self.base)
         self.reseed(seed)
@@ -140,17 +141,26 @@ class Population:
     # -- learning rates ------------------------------------------------------------------------------------------------
     @property
     def lrs(self) -> list[float]:
-        """The learning rate of every model, as the optimizer holds it now."""
-        groups = self.optimizer.param_groups
-        if self._views is None:
-            return [float(groups[0]["lr"])] * self.size
-        return [float(g["lr"]) for g in groups]
+        """The base learning rate of every model, as last set (before any per-parameter multiplier)."""
+        return list(self._rates)
 
-    def set_lr(self, lr: float | Sequence[float]) -> None:
+    @property
+    def multipliers(self) -> list[dict[str, float] | None]:
+        """Every model's per-parameter learning-rate multipliers as last set; ``None``: all 1."""
+        return [dict(m) if m is not None else None for m in self._mults]
+
+    def set_lr(
+        self, lr: float | Sequence[float], *, multipliers: Sequence[Mapping[str, float] | None] | None = None
+    ) -> None:
         """Train every model at ``lr`` from the next step on, or model i at ``lr[i]`` (one rate per model, each finite
         and > 0). Called before each epoch (the schedule times each run's base rate). One rate for all, given as a
         number or as N equal ones, keeps the stacked optimizer; differing rates switch to per-model param groups,
-        carrying the optimizer state over (see the class docstring)."""
+        carrying the optimizer state over (see the class docstring).
+
+        ``multipliers``: one ``{parameter name: factor}`` per model (or ``None`` for all 1; a name left out is 1),
+        as a parametrization gives them (:meth:`initlab.mup.Parametrization.lr_multipliers`): parameter ``name`` of
+        model i trains at ``lr[i] * multipliers[i][name]``, with weight decay coupled to the gradient divided by the
+        factor (:func:`initlab.mup.group_options`). Kept until the next call that gives them."""
         if hasattr(lr, "tolist"):  # a NumPy or torch scalar or array
             lr = lr.tolist()
         if isinstance(lr, str) or not isinstance(lr, (Sequence, int, float)):
@@ -161,37 +171,77 @@ class Population:
             rates = [check_positive(f"lr[{i}]", v) for i, v in enumerate(lr)]
         else:
             rates = [check_positive("lr", lr)] * self.size
-        self._apply_rates(rates)
+        mults = self._mults if multipliers is None else self._check_multipliers(multipliers)
+        self._apply_rates(rates, mults)
 
-    def _apply_rates(self, rates: Sequence[float]) -> None:
-        """Set the rates (unchecked), switching between the stacked optimizer and per-model groups as they need."""
-        shared = len(set(rates)) <= 1
-        if shared == (self._views is not None):
-            self._rebuild(per_model=not shared)
-        groups = self.optimizer.param_groups
-        if shared:
-            if rates:
-                groups[0]["lr"] = rates[0]
-            return
-        for group, rate in zip(groups, rates, strict=True):
-            group["lr"] = rate
+    def _check_multipliers(self, multipliers: Sequence[Mapping[str, float] | None]) -> list[dict[str, float] | None]:
+        if isinstance(multipliers, (str, Mapping)) or len(multipliers) != self.size:
+            raise ValueError(f"multipliers must be a sequence of one {{name: factor}} (or None) per model: "
+                             f"{self.size} for this population.")  # fmt: skip
+        out: list[dict[str, float] | None] = []
+        for i, m in enumerate(multipliers):
+            if m is None:
+                out.append(None)
+                continue
+            unknown = sorted(set(m) - set(self.params))
+            if unknown:
+                raise ValueError(f"multipliers[{i}] names {unknown[0]!r}, which is not a parameter of the models.")
+            values = {name: check_positive(f"multipliers[{i}][{name!r}]", m.get(name, 1.0)) for name in self.params}
+            out.append(None if all(v == 1.0 for v in values.values()) else values)
+        return out
 
-    def _rebuild(self, *, per_model: bool) -> None:
-        """A new optimizer, over per-model views or the stacked tensors, with the old one's state (the caller sets the
-        rates)."""
-        states = [self._optim_state(i) for i in range(self.size)]
+    def _group_layout(
+        self, rates: Sequence[float], mults: Sequence[dict[str, float] | None]
+    ) -> list[tuple[int | None, tuple[str, ...], dict[str, float]]]:
+        """The optimizer's param groups for these rates: ``(model or None for the stacked tensors, parameter names,
+        options)``, one group per distinct (lr, weight_decay) of a model, in parameter order."""
+        optimizer, decay = self.settings.optimizer, self.settings.weight_decay
+        rows = [
+            {name: group_options(rate, decay, (m or {}).get(name, 1.0), optimizer) for name in self.params}
+            for rate, m in zip(rates, mults, strict=True)
+        ]
+        shared = all(row == rows[0] for row in rows)
+        layout: list[tuple[int | None, tuple[str, ...], dict[str, float]]] = []
+        for i, row in enumerate(rows[:1] if shared else rows):
+            by_options: dict[tuple[float, float], list[str]] = {}
+            for name, options in row.items():
+                by_options.setdefault((options["lr"], options["weight_decay"]), []).append(name)
+            for (rate, wd), names in by_options.items():
+                layout.append((None if shared else i, tuple(names), {"lr": rate, "weight_decay": wd}))
+        return layout
+
+    def _apply_rates(self, rates: Sequence[float], mults: Sequence[dict[str, float] | None]) -> None:
+        """Set the rates and multipliers (checked), rebuilding the optimizer only when its groups change."""
+        self._rates, self._mults = list(rates), list(mults)
+        layout = self._group_layout(rates, mults)
+        if [(i, names) for i, names, _ in layout] != self._layout_key:
+            states = [self._optim_state(i) for i in range(self.size)]
+            self._rebuild(layout)
+            self._load_optim_states(states)
+        for group, (_, _, options) in zip(self.optimizer.param_groups, layout, strict=True):
+            group.update(options)
+
+    def _start_optimizer(self, rates: Sequence[float], mults: Sequence[dict[str, float] | None]) -> None:
+        """A fresh optimizer (no state) for these rates and multipliers."""
+        self._rates, self._mults = list(rates), list(mults)
+        layout = self._group_layout(rates, mults)
+        self._rebuild(layout)
+        for group, (_, _, options) in zip(self.optimizer.param_groups, layout, strict=True):
+            group.update(options)
+
+    def _rebuild(self, layout: Sequence[tuple[int | None, tuple[str, ...], dict[str, float]]]) -> None:
+        """A new optimizer, without state, with the groups of ``layout`` over per-model views or the stacked tensors
+        (the caller sets the groups' options and carries any state over)."""
+        per_model = any(i is not None for i, _, _ in layout)
         self._views = {k: list(p.detach().unbind(0)) for k, p in self.params.items()} if per_model else None
-        self.optimizer = self._make_optimizer()
-        self._load_optim_states(states)
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        if self._views is None:
-            return self.settings.make_optimizer(list(self.params.values()))
-        groups = [[views[i] for views in self._views.values()] for i in range(self.size)]
-        optimizer = self.settings.make_optimizer(groups[0])
+        self._layout_key = [(i, names) for i, names, _ in layout]
+        groups = [
+            [self.params[n] if i is None else self._views[n][i] for n in names]  # type: ignore[index]
+            for i, names, _ in layout
+        ]
+        self.optimizer = self.settings.make_optimizer(groups[0])
         for group in groups[1:]:
-            optimizer.add_param_group({"params": group})
-        return optimizer
+            self.optimizer.add_param_group({"params": group})
 
     def _step(self) -> None:
         """One optimizer step; with per-model groups, each view's ``.grad`` is its slice of the stacked gradient."""
@@ -322,16 +372,14 @@ class Population:
     def keep(self, indices: Sequence[int]) -> None:
         """Keep only the models at ``indices`` (e.g. drop diverged runs), with their optimizer state and rates."""
         indices = list(indices)
-        lrs = self.lrs
-        rates = [lrs[i] for i in indices]
+        rates = [self._rates[i] for i in indices]
+        mults = [self._mults[i] for i in indices]
         states = [self.run_state(i) for i in indices]
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.device)
         self.params = {k: p.detach()[idx].clone().requires_grad_() for k, p in self.params.items()}
         self.buffers = {k: b[idx].clone() for k, b in self.buffers.items()}
         self.size = len(indices)
-        self._views = None
-        self.optimizer = self._make_optimizer()
-        self._apply_rates(rates)
+        self._start_optimizer(rates, mults)
         if states:
             self.load_run_states(states)
 

@@ -1,0 +1,230 @@
+"""Parametrizations: the standard one and the maximal-update parametrization (muP) of Yang et al. (2022).
+
+A parametrization says, for every parameter of a network, how its initial variance, its learning rate and (in
+Yang's notation) its multiplier scale with the width. Under the standard parametrization (SP) every weight is drawn
+with variance ~ 1/fan_in and every parameter trains at the same rate, so the best learning rate moves as the
+network gets wider. muP chooses the scalings so that every layer's activations change by Θ(1) per step at any
+width, and hence the best learning rate of a narrow "base" model transfers to a wide one.
+
+**The rules** (Yang, Hu, Babuschkin, Sidor, Liu, Farhi, Ryder, Pachocki, Chen & Gao 2022, "Tensor Programs V:
+Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer", table 3), written relative to a base model as
+the ``mup`` package does, so that at the base width muP *is* SP and the base model's learning rate is the one that
+transfers. For a parameter of the model at width n and the same parameter of the base model, the dimensions whose
+size differs are the "infinite" ones; ``m_in = fan_in / base fan_in`` and ``m_out = fan_out / base fan_out``
+(dimension 1 and dimension 0 of a weight; 1 when that dimension does not change):
+
+=========================  =====================  ===========================  ============================
+role                       initial variance       learning rate, SGD           learning rate, Adam/RMSprop
+=========================  =====================  ===========================  ============================
+input weights (fan_out     as drawn (~1/fan_in)   lr · m_out                   lr
+grows), biases and other
+vectors that grow
+hidden weights (both       as drawn (~1/fan_in)   lr · m_out / m_in            lr / m_in
+grow)
+output weights (fan_in     drawn / m_in, or zero  lr / m_in                    lr / m_in
+grows)
+everything else            as drawn               lr                           lr
+=========================  =====================  ===========================  ============================
+
+"As drawn" is what the model's scheme gives; muP needs it to be a fan-in scheme (variance ∝ 1/fan_in: LeCun, He,
+torch's defaults), which is SP's own. The output layer's variance is divided by ``m_in`` (table 3: 1/fan_in²
+instead of 1/fan_in) or, with ``output="zero"``, the output weights start at zero (the paper's recommendation, §D.2).
+An ``nn.Embedding`` is an input layer whatever its shape (its weight is (vocabulary, width)). Weight decay coupled
+to the gradient (SGD, Adam, RMSprop) is divided by the same multiplier, so that each step's decay lr·wd stays as
+in SP (the ``mup`` package's rule); AdamW's decoupled decay is left alone. Attention's 1/d logit scaling is part of
+the model's forward pass and is not applied here.
+
+Use: ``p = Parametrization.mup(model, base)``, or :func:`from_factory` for a model whose width is a parameter of its
+factory; ``p.rescale(model)`` after the scheme; ``p.param_groups(model, settings)`` or :meth:`lr_multipliers` for the
+optimizer (a :class:`~initlab.training.Population` takes them in ``set_lr``). In a study, an arm's
+``parametrization = "mup"`` does all of it (``initlab.studies``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+from torch import nn
+
+from initlab.checks import check_choice, check_int, check_keys, check_mapping
+
+Role = Literal["input", "hidden", "output", "vector", "fixed"]
+Kind = Literal["standard", "mup"]
+Output = Literal["scaled", "zero"]
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+OUTPUTS: tuple[Output, ...] = get_args(Output)
+#: Optimizers whose update is normalized per coordinate (muP's "Adam" column).
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+#: Optimizers whose weight decay is added to the gradient (divided by a parameter's multiplier).
+COUPLED_DECAY = ("sgd", "adam", "rmsprop")
+
+
+@dataclass(frozen=True)
+class ParamRole:
+    """How one parameter scales with width: its role and its width multipliers (1 where a dimension is fixed)."""
+
+    name: str
+    role: Role
+    m_in: float = 1.0
+    m_out: float = 1.0
+
+    def lr_multiplier(self, optimizer: str) -> float:
+        """The factor on the learning rate of this parameter under muP (see the module's table)."""
+        adaptive = optimizer in ADAPTIVE
+        if self.role in ("input", "vector"):
+            return 1.0 if adaptive else self.m_out
+        if self.role == "hidden":
+            return 1.0 / self.m_in if adaptive else self.m_out / self.m_in
+        if self.role == "output":
+            return 1.0 / self.m_in
+        return 1.0
+
+
+def _embedding_weights(model: nn.Module) -> set[str]:
+    return {f"{prefix}.weight" if prefix else "weight" for prefix, m in model.named_modules()
+            if isinstance(m, nn.Embedding)}  # fmt: skip
+
+
+def classify(model: nn.Module, base: nn.Module | Mapping[str, Sequence[int]]) -> dict[str, ParamRole]:
+    """Every parameter's :class:`ParamRole`, from its shape against the base model's (a module or ``{name:
+    shape}``). ValueError when a parameter is missing from the base, has another number of dimensions, or differs
+    in a dimension other than its first two (a convolution's kernel)."""
+    shapes = base if isinstance(base, Mapping) else {n: tuple(p.shape) for n, p in base.named_parameters()}
+    embeddings = _embedding_weights(model)
+    roles: dict[str, ParamRole] = {}
+    for name, p in model.named_parameters():
+        if name not in shapes:
+            raise ValueError(f"parameter {name!r} is not in the base model; the base must be the same architecture "
+                             "at another width.")  # fmt: skip
+        shape, base_shape = tuple(p.shape), tuple(shapes[name])
+        if len(shape) != len(base_shape) or shape[2:] != base_shape[2:]:
+            raise ValueError(f"parameter {name!r} has shape {shape} here and {base_shape} in the base model; only "
+                             "the first two dimensions (fan_out, fan_in) may change with width.")  # fmt: skip
+        roles[name] = _role(name, shape, base_shape, embedding=name in embeddings)
+    return roles
+
+
+def _role(name: str, shape: tuple[int, ...], base: tuple[int, ...], *, embedding: bool) -> ParamRole:
+    if not shape:
+        return ParamRole(name, "fixed")
+    m_out = shape[0] / base[0]
+    if len(shape) == 1:
+        return ParamRole(name, "vector" if m_out != 1 else "fixed", m_out=m_out)
+    m_in = shape[1] / base[1]
+    if embedding:  # (vocabulary, width): the width is its output
+        return ParamRole(name, "input" if m_in != 1 else "fixed", m_out=m_in)
+    grows_out, grows_in = m_out != 1, m_in != 1
+    role: Role = "hidden" if grows_out and grows_in else "input" if grows_out else "output" if grows_in else "fixed"
+    return ParamRole(name, role, m_in=m_in, m_out=m_out)
+
+
+@dataclass(frozen=True)
+class Parametrization:
+    """A parametrization of one model: ``kind`` ("standard" or "mup"), each parameter's role, and for muP the
+    output layer's initialization ("scaled": variance / m_in; "zero"). Standard changes nothing."""
+
+    kind: Kind
+    roles: Mapping[str, ParamRole]
+    output: Output = "scaled"
+
+    @classmethod
+    def mup(cls, model: nn.Module, base: nn.Module | Mapping[str, Sequence[int]], *,
+            output: Output = "scaled") -> Parametrization:  # fmt: skip
+        """muP for ``model`` relative to ``base`` (the same architecture at the base width)."""
+        check_choice("output", output, OUTPUTS)
+        return cls("mup", classify(model, base), output)
+
+    @classmethod
+    def standard(cls, model: nn.Module) -> Parametrization:
+        """The standard parametrization: the scheme's initialization, one learning rate."""
+        return cls("standard", {n: ParamRole(n, "fixed") for n, _ in model.named_parameters()})
+
+    def lr_multipliers(self, optimizer: str) -> dict[str, float]:
+        """Per parameter name, the factor on the base learning rate (all 1 for standard)."""
+        if self.kind == "standard":
+            return {name: 1.0 for name in self.roles}
+        return {name: role.lr_multiplier(optimizer) for name, role in self.roles.items()}
+
+    @torch.no_grad()
+    def rescale(self, model: nn.Module) -> None:
+        """After the scheme (and any scale): muP's output weights divided by √m_in (variance / m_in) or zeroed."""
+        if self.kind == "standard":
+            return
+        params = dict(model.named_parameters())
+        for name, role in self.roles.items():
+            if role.role == "output" and params[name].dim() >= 2:
+                if self.output == "zero":
+                    params[name].zero_()
+                else:
+                    params[name].mul_(1.0 / math.sqrt(role.m_in))
+
+    def param_groups(self, model: nn.Module, *, lr: float, weight_decay: float = 0.0,
+                     optimizer: str = "adam") -> list[dict[str, Any]]:  # fmt: skip
+        """torch optimizer param groups for ``model``: one per distinct multiplier, with its ``lr`` and
+        ``weight_decay`` (see the module docstring). ``torch.optim.Adam(p.param_groups(model, lr=1e-3))``."""
+        multipliers = self.lr_multipliers(optimizer)
+        groups: dict[float, list[torch.Tensor]] = {}
+        for name, p in model.named_parameters():
+            groups.setdefault(multipliers[name], []).append(p)
+        return [{"params": params, **group_options(lr, weight_decay, m, optimizer)} for m, params in groups.items()]
+
+
+def group_options(lr: float, weight_decay: float, multiplier: float, optimizer: str) -> dict[str, float]:
+    """``lr`` and ``weight_decay`` of a param group whose learning-rate multiplier is ``multiplier``: the rate
+    times it, the decay divided by it when the optimizer adds the decay to the gradient (so that lr·wd is kept)."""
+    decay = weight_decay / multiplier if optimizer in COUPLED_DECAY and weight_decay else weight_decay
+    return {"lr": lr * multiplier, "weight_decay": decay}
+
+
+# -- configs ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParametrizationSpec:
+    """A parametrization as a config, before there is a model: what a study's arm names. ``base_width`` None: the
+    study's smallest width."""
+
+    kind: Kind = "standard"
+    base_width: int | None = None
+    output: Output = "scaled"
+
+    def to_config(self) -> str | dict[str, Any]:
+        """The short form (a name) when the other fields are defaults, else a dict."""
+        if self.base_width is None and self.output == "scaled":
+            return self.kind
+        config: dict[str, Any] = {"name": self.kind, "output": self.output}
+        if self.base_width is not None:
+            config["base_width"] = self.base_width
+        return config
+
+
+def parse(config: str | Mapping[str, Any] | None) -> ParametrizationSpec:
+    """A :class:`ParametrizationSpec` from a name ("standard", "mup") or ``{"name": "mup", "base_width": 64,
+    "output": "zero"}``; ``None`` is standard. ValueError names the problem and the closest name."""
+    if config is None:
+        return ParametrizationSpec()
+    if isinstance(config, str):
+        return ParametrizationSpec(check_choice("parametrization", config, KINDS))
+    config = check_mapping("parametrization", config)
+    check_keys("parametrization", config, ("name", "base_width", "output"))
+    kind = check_choice("parametrization name", config.get("name", "mup"), KINDS)
+    base = config.get("base_width")
+    if base is not None:
+        check_int("parametrization base_width", base, minimum=1)
+    output = check_choice("parametrization output", config.get("output", "scaled"), OUTPUTS)
+    if kind == "standard" and (base is not None or "output" in config):
+        raise ValueError("the standard parametrization takes no base_width or output; did you mean name = 'mup'?")
+    return ParametrizationSpec(kind, base, output)
+
+
+def from_factory(factory: Callable[[int], nn.Module], width: int, base_width: int, *,
+                 output: Output = "scaled") -> tuple[nn.Module, Parametrization]:  # fmt: skip
+    """The model ``factory(width)`` and its muP relative to ``factory(base_width)`` (built on the meta device: no
+    memory, no random draws)."""
+    model = factory(width)
+    with torch.device("meta"):
+        base = factory(base_width)
+    return model, Parametrization.mup(model, base, output=output)
