@@ -8,9 +8,9 @@ width, and hence the best learning rate of a narrow "base" model transfers to a 
 
 **The rules** (Yang, Hu, Babuschkin, Sidor, Liu, Farhi, Ryder, Pachocki, Chen & Gao 2022, "Tensor Programs V:
 Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer", table 3), written relative to a base model as
-the ``mup`` package does, so that at the base width muP *is* SP and the base model's learning rate is the one that
-transfers. For a parameter of the model at width n and the same parameter of the base model, the dimensions whose
-size differs are the "infinite" ones; ``m_in = fan_in / base fan_in`` and ``m_out = fan_out / base fan_out``
+the ``mup`` package does, so that at the base width muP is SP (but for a zero output layer) and the base model's
+learning rate is the one that transfers. The dimensions of a parameter that change with width are its "infinite"
+ones; ``m_in = fan_in / base fan_in`` and ``m_out = fan_out / base fan_out``
 (dimension 1 and dimension 0 of a weight; 1 when that dimension does not change):
 
 =========================  =====================  ===========================  ============================
@@ -21,18 +21,22 @@ grows), biases and other
 vectors that grow
 hidden weights (both       as drawn (~1/fan_in)   lr · m_out / m_in            lr / m_in
 grow)
-output weights (fan_in     drawn / m_in, or zero  lr / m_in                    lr / m_in
+output weights (fan_in     zero, or drawn / m_in  lr / m_in                   lr / m_in
 grows)
 everything else            as drawn               lr                           lr
 =========================  =====================  ===========================  ============================
 
 "As drawn" is what the model's scheme gives; muP needs it to be a fan-in scheme (variance ∝ 1/fan_in: LeCun, He,
-torch's defaults), which is SP's own. The output layer's variance is divided by ``m_in`` (table 3: 1/fan_in²
-instead of 1/fan_in) or, with ``output="zero"``, the output weights start at zero (the paper's recommendation, §D.2).
-An ``nn.Embedding`` is an input layer whatever its shape (its weight is (vocabulary, width)). Weight decay coupled
-to the gradient (SGD, Adam, RMSprop) is divided by the same multiplier, so that each step's decay lr·wd stays as
-in SP (the ``mup`` package's rule); AdamW's decoupled decay is left alone. Attention's 1/d logit scaling is part of
-the model's forward pass and is not applied here.
+torch's defaults), which is SP's own. By default (``output="zero"``) the output weights start at zero: the paper's
+recommendation (§D.2), and the form whose coordinate check is flat from the first steps with SGD and Adam alike
+(:mod:`initlab.coordcheck`); ``output="scaled"`` divides their drawn variance by ``m_in`` instead (table 3:
+1/fan_in² for 1/fan_in), under which SGD's output change still grows less with width than the other layers' after a
+few steps, a finite-width effect of the small initial readout. Which dimensions grow is found against the same model
+at another width, so that a model at the base width knows its output layer too (a zero output layer is zero at every
+width). An ``nn.Embedding`` is an input layer whatever its shape (its weight is (vocabulary, width)). Weight decay
+coupled to the gradient (SGD, Adam, RMSprop) is divided by the same multiplier, so that each step's decay lr·wd
+stays as in SP (the ``mup`` package's rule); AdamW's decoupled decay is left alone. Attention's 1/d logit scaling is
+part of the model's forward pass and is not applied here.
 
 Use: ``p = Parametrization.mup(model, base)``, or :func:`from_factory` for a model whose width is a parameter of its
 factory; ``p.rescale(model)`` after the scheme; ``p.param_groups(model, settings)`` or :meth:`lr_multipliers` for the
@@ -90,35 +94,53 @@ def _embedding_weights(model: nn.Module) -> set[str]:
             if isinstance(m, nn.Embedding)}  # fmt: skip
 
 
-def classify(model: nn.Module, base: nn.Module | Mapping[str, Sequence[int]]) -> dict[str, ParamRole]:
-    """Every parameter's :class:`ParamRole`, from its shape against the base model's (a module or ``{name:
-    shape}``). ValueError when a parameter is missing from the base, has another number of dimensions, or differs
-    in a dimension other than its first two (a convolution's kernel)."""
-    shapes = base if isinstance(base, Mapping) else {n: tuple(p.shape) for n, p in base.named_parameters()}
+def _shapes(model: nn.Module | Mapping[str, Sequence[int]]) -> Mapping[str, Sequence[int]]:
+    return model if isinstance(model, Mapping) else {n: tuple(p.shape) for n, p in model.named_parameters()}
+
+
+def classify(
+    model: nn.Module,
+    base: nn.Module | Mapping[str, Sequence[int]],
+    *,
+    wider: nn.Module | Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, ParamRole]:
+    """Every parameter's :class:`ParamRole`: its width multipliers from its shape against the base model's (a module
+    or ``{name: shape}``), its role from the dimensions that change with width: those that differ from ``wider`` (the
+    same model at another width), or from the base when ``wider`` is not given (then a model at the base width has
+    no role but "fixed", and ``output="zero"`` cannot find its output layer). ValueError when a parameter is missing,
+    has another number of dimensions, or differs in a dimension other than its first two (a convolution's kernel)."""
+    base_shapes = _shapes(base)
+    other_shapes = base_shapes if wider is None else _shapes(wider)
     embeddings = _embedding_weights(model)
     roles: dict[str, ParamRole] = {}
     for name, p in model.named_parameters():
-        if name not in shapes:
-            raise ValueError(f"parameter {name!r} is not in the base model; the base must be the same architecture "
-                             "at another width.")  # fmt: skip
-        shape, base_shape = tuple(p.shape), tuple(shapes[name])
-        if len(shape) != len(base_shape) or shape[2:] != base_shape[2:]:
-            raise ValueError(f"parameter {name!r} has shape {shape} here and {base_shape} in the base model; only "
-                             "the first two dimensions (fan_out, fan_in) may change with width.")  # fmt: skip
-        roles[name] = _role(name, shape, base_shape, embedding=name in embeddings)
+        shape = tuple(p.shape)
+        for what, shapes in (("base", base_shapes), ("wider", other_shapes)):
+            if name not in shapes:
+                raise ValueError(f"parameter {name!r} is not in the {what} model; it must be the same architecture "
+                                 "at another width.")  # fmt: skip
+            other = tuple(shapes[name])
+            if len(shape) != len(other) or shape[2:] != other[2:]:
+                raise ValueError(f"parameter {name!r} has shape {shape} here and {other} in the {what} model; only "
+                                 "the first two dimensions (fan_out, fan_in) may change with width.")  # fmt: skip
+        grows = tuple(a != b for a, b in zip(shape[:2], tuple(other_shapes[name])[:2], strict=True))
+        roles[name] = _role(name, shape, tuple(base_shapes[name]), grows, embedding=name in embeddings)
     return roles
 
 
-def _role(name: str, shape: tuple[int, ...], base: tuple[int, ...], *, embedding: bool) -> ParamRole:
+def _role(
+    name: str, shape: tuple[int, ...], base: tuple[int, ...], grows: tuple[bool, ...], *, embedding: bool
+) -> ParamRole:
+    """The role from which of (fan_out, fan_in) grow with width; the multipliers from the shape against the base."""
     if not shape:
         return ParamRole(name, "fixed")
     m_out = shape[0] / base[0]
     if len(shape) == 1:
-        return ParamRole(name, "vector" if m_out != 1 else "fixed", m_out=m_out)
+        return ParamRole(name, "vector" if grows[0] else "fixed", m_out=m_out)
     m_in = shape[1] / base[1]
     if embedding:  # (vocabulary, width): the width is its output
-        return ParamRole(name, "input" if m_in != 1 else "fixed", m_out=m_in)
-    grows_out, grows_in = m_out != 1, m_in != 1
+        return ParamRole(name, "input" if grows[1] else "fixed", m_out=m_in)
+    grows_out, grows_in = grows
     role: Role = "hidden" if grows_out and grows_in else "input" if grows_out else "output" if grows_in else "fixed"
     return ParamRole(name, role, m_in=m_in, m_out=m_out)
 
@@ -126,18 +148,19 @@ def _role(name: str, shape: tuple[int, ...], base: tuple[int, ...], *, embedding
 @dataclass(frozen=True)
 class Parametrization:
     """A parametrization of one model: ``kind`` ("standard" or "mup"), each parameter's role, and for muP the
-    output layer's initialization ("scaled": variance / m_in; "zero"). Standard changes nothing."""
+    output layer's initialization ("zero", the default, or "scaled": variance / m_in). Standard changes nothing."""
 
     kind: Kind
     roles: Mapping[str, ParamRole]
-    output: Output = "scaled"
+    output: Output = "zero"
 
     @classmethod
-    def mup(cls, model: nn.Module, base: nn.Module | Mapping[str, Sequence[int]], *,
-            output: Output = "scaled") -> Parametrization:  # fmt: skip
-        """muP for ``model`` relative to ``base`` (the same architecture at the base width)."""
+    def mup(cls, model: nn.Module, base: nn.Module | Mapping[str, Sequence[int]], *, output: Output = "zero",
+            wider: nn.Module | Mapping[str, Sequence[int]] | None = None) -> Parametrization:  # fmt: skip
+        """muP for ``model`` relative to ``base`` (the same architecture at the base width); ``wider``, the same at
+        yet another width, is needed only when ``model`` is at the base width (see :func:`classify`)."""
         check_choice("output", output, OUTPUTS)
-        return cls("mup", classify(model, base), output)
+        return cls("mup", classify(model, base, wider=wider), output)
 
     @classmethod
     def standard(cls, model: nn.Module) -> Parametrization:
@@ -189,11 +212,11 @@ class ParametrizationSpec:
 
     kind: Kind = "standard"
     base_width: int | None = None
-    output: Output = "scaled"
+    output: Output = "zero"
 
     def to_config(self) -> str | dict[str, Any]:
         """The short form (a name) when the other fields are defaults, else a dict."""
-        if self.base_width is None and self.output == "scaled":
+        if self.base_width is None and self.output == "zero":
             return self.kind
         config: dict[str, Any] = {"name": self.kind, "output": self.output}
         if self.base_width is not None:
@@ -214,17 +237,17 @@ def parse(config: str | Mapping[str, Any] | None) -> ParametrizationSpec:
     base = config.get("base_width")
     if base is not None:
         check_int("parametrization base_width", base, minimum=1)
-    output = check_choice("parametrization output", config.get("output", "scaled"), OUTPUTS)
+    output = check_choice("parametrization output", config.get("output", "zero"), OUTPUTS)
     if kind == "standard" and (base is not None or "output" in config):
         raise ValueError("the standard parametrization takes no base_width or output; did you mean name = 'mup'?")
     return ParametrizationSpec(kind, base, output)
 
 
 def from_factory(factory: Callable[[int], nn.Module], width: int, base_width: int, *,
-                 output: Output = "scaled") -> tuple[nn.Module, Parametrization]:  # fmt: skip
-    """The model ``factory(width)`` and its muP relative to ``factory(base_width)`` (built on the meta device: no
-    memory, no random draws)."""
+                 output: Output = "zero") -> tuple[nn.Module, Parametrization]:  # fmt: skip
+    """The model ``factory(width)`` and its muP relative to ``factory(base_width)``, its roles found against
+    ``factory(2 * width)`` (both built on the meta device: no memory, no random draws)."""
     model = factory(width)
     with torch.device("meta"):
-        base = factory(base_width)
-    return model, Parametrization.mup(model, base, output=output)
+        base, wider = factory(base_width), factory(2 * width)
+    return model, Parametrization.mup(model, base, output=output, wider=wider)

@@ -61,10 +61,13 @@ def parametrization(
     spec = mup.parse(arm.parametrization)
     if spec.kind == "standard":
         return mup.Parametrization.standard(model)
-    base_spec = models.resize(study.model_for(point), width=study.base_width(arm))
+    here = study.model_for(point)
+    base_spec = models.resize(here, width=study.base_width(arm))
+    wider_spec = models.resize(here, width=2 * max(models.parse(here).widths))
     with torch.device("meta"):
         base = models.build(base_spec, input_shape=tuple(input_shape), num_classes=num_classes)
-    return mup.Parametrization.mup(model, base, output=spec.output)
+        wider = models.build(wider_spec, input_shape=tuple(input_shape), num_classes=num_classes)
+    return mup.Parametrization.mup(model, base, output=spec.output, wider=wider)
 
 
 def initialize(

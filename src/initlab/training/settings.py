@@ -95,10 +95,13 @@ class TrainSettings:
             return self.epochs
         return math.ceil(self.steps / math.ceil(num_samples / self.batch_size))
 
-    def make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-        """The torch optimizer over (stacked) parameters. CPU Adam/AdamW use the fused kernel, which is many times
-        faster than torch's default per-parameter loop and elementwise identical to per-model Adam."""
-        device = params[0].device
+    def make_optimizer(self, params: list[torch.Tensor] | list[dict[str, Any]]) -> torch.optim.Optimizer:
+        """The torch optimizer over (stacked) parameters, or over param groups (dicts with ``params`` and options that
+        override these settings, as :meth:`initlab.mup.Parametrization.param_groups` gives). CPU Adam/AdamW use the
+        fused kernel, which is many times faster than torch's default per-parameter loop and elementwise identical to
+        per-model Adam."""
+        first = params[0]
+        device = (first["params"][0] if isinstance(first, dict) else first).device
         fused = device.type in ("cpu", "cuda")
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
