@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
 from initlab import models, mup
+from initlab.cli import app
 from initlab.store import Store
 from initlab.studies import Arm, Study, run_study
 from initlab.training import Batch, Population, TrainSettings
@@ -191,3 +194,30 @@ def test_a_bad_parametrization_names_the_arm() -> None:
         Study(arms=(Arm("m", "he_normal", parametrization="mup"),), dataset="digits", model="mlp:16,8")
     with pytest.raises(ValueError, match="unknown arm field 'parametrisation'"):
         Study.from_config({"arms": [{"scheme": "he_normal", "parametrisation": "mup"}], "dataset": "digits"})
+
+
+def test_toml_arms_and_the_compare_flag_give_parametrized_arms(tmp_path: Path) -> None:
+    toml = tmp_path / "study.toml"
+    toml.write_text(
+        'dataset = "digits"\nmodel = "mlp:16,16"\n[arms.sp]\nscheme = "lecun_normal"\n'
+        '[arms.mup]\nscheme = "lecun_normal"\nparametrization = {name = "mup", base_width = 8}\n'
+    )
+    study = Study.from_toml(toml)
+    assert study.arms[1] == Arm("mup", "lecun_normal", {"name": "mup", "base_width": 8})
+    assert study.base_width(study.arms[1]) == 8
+    out = tmp_path / "run"
+    args = ["compare", "--dataset", "digits", "--model", "mlp:16,16", "--inits", "lecun_normal,he_normal",
+            "--parametrization", "standard,mup", "--width", "16,32", "--seeds", "1", "--steps", "3",
+            "--workers", "1", "--no-report", "--out", str(out)]  # fmt: skip
+    ran = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert ran.exit_code == 0, ran.output
+    with Store.in_dir(out, readonly=True) as store:
+        arms = store.study().config["arms"]
+        runs = {e.run_id for e in store.epochs()}
+    assert [a["label"] for a in arms] == ["lecun_normal", "he_normal", "lecun_normal+mup", "he_normal+mup"]
+    assert arms[2]["parametrization"] == "mup"
+    assert "parametrization" not in arms[0]
+    assert "he_normal+mup@width=32/s0" in runs
+    typo = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "x"), "--parametrization", "mpu"])
+    assert typo.exit_code == 2
+    assert "Did you mean 'mup'" in typo.output

@@ -80,7 +80,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("gain", "numeric_gain"), "initlab.gains"),
 }
 #: Submodules served as attributes (``initlab.catalog`` is also callable: ``initlab.catalog()`` lists it).
-_SUBMODULES = ("catalog", "data", "models", "theory")
+_SUBMODULES = ("catalog", "coordcheck", "data", "models", "mup", "theory")
 #: Old top-level names of the study API, served from initlab.studies with a DeprecationWarning until 0.3.
 _MOVED = ("Arm", "Store", "Study", "TrainSettings", "run_study", "summarize")
 

@@ -103,6 +103,9 @@ def compare_command(
     scale: str | None = _swept("Initialization scale c: the weights times c after the scheme (always a sweep)."),
     width: str | None = _swept("Hidden width, for a model of equal hidden widths (always a sweep)."),
     depth: str | None = _swept("Number of hidden layers, for a model of equal widths (always a sweep)."),
+    parametrization: str | None = typer.Option(
+        None, metavar="P[,P...]", help="standard, mup, or standard,mup: every arm under each (muP: Yang et al. 2022)."
+    ),
     schedule: str | None = typer.Option(None, help="constant, step or cosine."),
     loss: str | None = typer.Option(None, help="cross_entropy, bce or mse."),
     precision: str | None = typer.Option(None, help="float32 or bf16 (mixed precision matmuls)."),
@@ -137,13 +140,21 @@ def compare_command(
         sweep = _axes(train, **flags)
         dev = _resolve_device(device)
         if resume is not None:
-            given = dict(dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps)
+            given = dict(dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps,
+                         parametrization=parametrization)  # fmt: skip
             given |= {k.replace("_", "-"): v for k, v in sweep.items()}
             study, folder = _resumed(resume, {**given, "config": config}), resume
         else:
             base = Study.from_toml(config) if config is not None else Study.quick_article()
             study = base.with_overrides(
-                name=name, dataset=dataset, model=model, inits=inits, seeds=seeds, train=train, sweep=sweep
+                name=name,
+                dataset=dataset,
+                model=model,
+                inits=inits,
+                seeds=seeds,
+                train=train,
+                sweep=sweep,
+                parametrization=parametrization,
             )
             folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
         check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed

@@ -267,6 +267,7 @@ class Study:
         seeds: int | Sequence[int] | None = None,
         train: Mapping[str, Any] | None = None,
         sweep: Mapping[str, Any] | None = None,
+        parametrization: str | Sequence[str] | None = None,
         **fields: Any,
     ) -> Study:
         """A copy with the given settings replaced, as CLI flags override a study file; ``None`` leaves one as is.
@@ -274,8 +275,9 @@ class Study:
         ``inits`` (names, comma-separated or a list; ``"all"`` for the article's twelve) replaces the arms; ``seeds``
         is a count (``0..N-1``) or a list; ``train`` updates the training settings, and ``steps`` without
         ``epochs`` trains for that many steps instead of the file's epochs. ``sweep`` sets axes (replacing the
-        file's axes of the same names). Other keywords are fields of the study (``name``, ``dataset``, ``model``,
-        ...). The result is validated like any study.
+        file's axes of the same names). ``parametrization`` (names, comma-separated or a list: ``"standard,mup"``)
+        runs every arm under each (:mod:`initlab.mup`), labelled ``he_normal`` and ``he_normal+mup``. Other keywords
+        are fields of the study (``name``, ``dataset``, ``model``, ...). The result is validated like any study.
         """
         config = self.config()
         config.update({k: v for k, v in fields.items() if v is not None})
@@ -283,6 +285,8 @@ class Study:
             config["arms"] = [a.to_dict() for a in arms_from_names(inits)]
         if seeds is not None:
             config["seeds"] = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        if parametrization is not None:
+            config["arms"] = _parametrized(config["arms"], parametrization)
         given = {k: v for k, v in (train or {}).items() if v is not None}
         if given.get("steps") is not None and given.get("epochs") is None:
             config["train"].pop("epochs", None)
@@ -323,4 +327,22 @@ def arms_from_names(names: str | Sequence[str]) -> list[Arm]:
     out: list[Arm] = []
     for n in names:
         out.extend(Arm(x, x) for x in (ARTICLE_INITS if n == "all" else (n,)))
+    return out
+
+
+def _parametrized(arms: Sequence[Mapping[str, Any]], names: str | Sequence[str]) -> list[dict[str, Any]]:
+    """Every arm under each parametrization in ``names``: the standard one keeps the arm's label, another is added to
+    it (``he_normal+mup``)."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not names:
+        raise ValueError("parametrization needs at least one name: standard, mup or both (standard,mup).")
+    out: list[dict[str, Any]] = []
+    for name in names:
+        kind = mup.parse(name).kind
+        for arm in arms:
+            if kind == "standard":
+                out.append({"label": arm["label"], "scheme": arm["scheme"]})
+            else:
+                out.append({"label": f"{arm['label']}+{kind}", "scheme": arm["scheme"], "parametrization": kind})
     return out
