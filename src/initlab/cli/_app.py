@@ -6,6 +6,7 @@ import logging
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import initlab
 
@@ -37,8 +38,9 @@ def _root(
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``message`` as an error and return the exception that ends the command with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` as an error, literally (it may quote the user's input: ``[bold]`` is not markup here), and
+    return the exception that ends the command with ``code``."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

@@ -82,6 +82,11 @@ def _resumed(resume: Path, given: dict[str, Any]) -> Study:
         return Study.from_config(store.study().config)
 
 
+#: Exit status of ``compare`` when a run failed, and with ``--strict`` when one diverged (2 is bad input).
+EXIT_FAILED = 3
+EXIT_DIVERGED = 4
+
+
 def _swept(text: str, *names: str) -> Any:
     """A flag that takes one value or several, comma-separated; several sweep that setting."""
     return typer.Option(None, *names, metavar="V[,V...]", help=f"{text} Several values sweep it.")
@@ -121,8 +126,12 @@ def compare_command(
     config: Path | None = typer.Option(None, "--config", help="A study TOML file; flags override it."),
     resume: Path | None = typer.Option(None, help="Continue the study in this folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not build the HTML report at the end."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit with {EXIT_DIVERGED} when a run diverged."),
 ) -> None:
-    """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form)."""
+    """Train a model under many initializations x seeds and rank them (default: the MNIST article, quick form).
+
+    Exit status: 0 when every run finished or diverged (a divergence is a result), 2 for bad input, 3 when a run
+    failed (an error, not a result: see the message and resume), 4 with --strict when a run diverged."""
     from initlab.studies import Study, check_study
 
     train: dict[str, Any] = dict(epochs=epochs, steps=steps, schedule=schedule, loss=loss, precision=precision,
@@ -160,14 +169,19 @@ def compare_command(
         check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
-    except ImportError as exc:  # escaped: Rich would read the extra's "[ray]" as markup
-        raise fail(escape(str(exc))) from None
+    except ImportError as exc:
+        raise fail(str(exc)) from None
     _run(study, folder, workers=workers, device=dev, executor=executor, address=address)
-    show_summary(folder)
+    failed, diverged = show_summary(folder)
     if not no_report:
         from initlab.report import build_report  # matplotlib is imported only when a report is built
 
         console.print(f"report: {build_report(folder)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise fail(f"{failed} run(s) failed; fix the cause named above and resume with --resume {folder}.",
+                   EXIT_FAILED)  # fmt: skip
+    if strict and diverged:
+        raise fail(f"{diverged} run(s) diverged (--strict).", EXIT_DIVERGED)
 
 
 def _run(study: Study, folder: Path, *, workers: int | None, device: str, executor: str, address: str | None) -> None:
@@ -207,8 +221,9 @@ def _run(study: Study, folder: Path, *, workers: int | None, device: str, execut
             raise fail(str(exc)) from None
 
 
-def show_summary(folder: Path) -> None:
-    """Print the ranked table of the study in ``folder`` and where it is."""
+def show_summary(folder: Path) -> tuple[int, int]:
+    """Print the ranked table of the study in ``folder`` and where it is; return the numbers of failed and diverged
+    runs."""
     from initlab.studies import Store, summarize
     from initlab.studies.summary import best_per_arm
 
@@ -217,6 +232,7 @@ def show_summary(folder: Path) -> None:
         config = store.study().config
         target = config["train"]["target_accuracy"]
         failed = [r for r in store.runs() if r.status == "failed"]
+        diverged = sum(r.status == "diverged" for r in store.runs())
     best = best_per_arm(config, rows) if config.get("sweep") else {}
     ranked = "configurations" if config.get("sweep") else "initializers"
     right = {"justify": "right"}
@@ -243,6 +259,7 @@ def show_summary(folder: Path) -> None:
     for r in failed:
         console.print(f"[red]failed[/] {escape(r.run_id)}: {escape(r.message or '')}")
     console.print(f"study folder: {folder}  (resume with: initlab compare --resume {folder})")
+    return len(failed), diverged
 
 
 @app.command("export")

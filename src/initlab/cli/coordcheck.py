@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from initlab.cli._app import app, console, fail
 
@@ -34,7 +35,7 @@ def _table(result: CoordCheck) -> object:
         cells = []
         for layer in (sp, mu):
             cells += [f"{layer.slope:.3f}", "[green]pass[/]" if layer.passed else "[red]FAIL[/]"]
-        table.add_row(f"{sp.layer} ({mu.role})", *cells)
+        table.add_row(escape(f"{sp.layer} ({mu.role})"), *cells)
     return table
 
 
@@ -73,6 +74,7 @@ def coordcheck_command(
     console.print(f"figure: {figure}\nvalues: {out / 'coordcheck.json'}")
     failing = result.failing("mup")
     if failing:
-        console.print(f"[red]muP fails at layer(s) {', '.join(failing)}[/]: their change grows or shrinks with width.")
+        names = escape(", ".join(failing))
+        console.print(f"[red]muP fails at layer(s) {names}[/]: their change grows or shrinks with width.")
         raise typer.Exit(1)
     console.print("[green]muP passes at every layer.[/]")

@@ -1,4 +1,7 @@
-"""Run checkpoints in a study folder: ``checkpoints/<run>/epoch-NNNN.pt``, written atomically, pruned after commit.
+"""Run checkpoints in a study folder: ``checkpoints/<run key>/epoch-NNNN.pt``, written atomically, pruned after commit.
+
+A run's folder is keyed by a hash of its exact run id (:func:`run_key`), with a readable prefix, so two runs whose
+ids differ only in characters a file name cannot hold never share a folder.
 
 The order that makes a study survive a kill at any moment: a worker saves each run's checkpoint (parameters,
 buffers, optimizer state) *before* it reports the epoch; the driver commits the epoch's metrics and only *then*
@@ -7,6 +10,7 @@ deletes the run's older checkpoints. So the checkpoint of every run's last commi
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -19,10 +23,16 @@ from initlab.fileio import atomic_writer
 FOLDER = "checkpoints"
 
 
+def run_key(run_id: str) -> str:
+    """The folder name of a run's checkpoints: the run id made safe (at most 40 characters) and the first 16 hex digits
+    of the SHA-256 of the exact run id, which tell apart ids that are alike once made safe (``a b`` and ``a_b``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:40]
+    return f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
+
+
 def path(out_dir: Path, run_id: str, epoch: int) -> Path:
-    """Where the checkpoint of ``run_id`` after ``epoch`` lives (the run id made safe as a folder name)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
-    return out_dir / FOLDER / safe / f"epoch-{epoch:04d}.pt"
+    """Where the checkpoint of ``run_id`` after ``epoch`` lives."""
+    return out_dir / FOLDER / run_key(run_id) / f"epoch-{epoch:04d}.pt"
 
 
 def save(out_dir: Path, run_id: str, epoch: int, state: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +113,7 @@ class Study:
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"arm labels must be unique; repeated: {dupes}.")
+        _check_distinct_labels(labels)
         if not self.seeds:
             raise ValueError("a study needs at least one seed.")
         for s in self.seeds:
@@ -312,6 +315,25 @@ class Study:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
         return cls.from_config(data)
+
+
+def _normal_label(label: str) -> str:
+    """A label with case, accents, spaces and punctuation normalized away: labels equal under it are too alike to
+    tell apart in file names, on case-insensitive file systems or at a glance."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", label).casefold())
+
+
+def _check_distinct_labels(labels: Sequence[str]) -> None:
+    """ValueError naming two labels that differ only in case, spaces or punctuation (``a b`` and ``a_b``)."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"arm labels must be non-empty text, got {label!r}.")
+        key = _normal_label(label)
+        if key in seen:
+            raise ValueError(f"arm labels {seen[key]!r} and {label!r} differ only in case, spaces or punctuation; "
+                             "give them labels that differ in letters or digits.")  # fmt: skip
+        seen[key] = label
 
 
 def _label(scheme: str | Mapping[str, Any]) -> str:
