@@ -155,7 +155,7 @@ def test_the_report_rebuilds_the_weights_a_run_started_from(tmp_path: Path) -> N
     train = build.load_split(study, "train")
     by_runner = build.build_model(study, train.input_shape, train.num_classes)
     build.initialize(by_runner, "lsuv", seed=5, sample=build.init_sample(train.x, 5))
-    rebuilt = source.initial_model("lsuv", 5)
+    rebuilt = source.initial_model(Arm("lsuv", "lsuv"), 5)
     for a, b in zip(by_runner.parameters(), rebuilt.parameters(), strict=True):
         assert torch.equal(a, b)
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from initlab.cli import app
-from initlab.studies import Arm, Study, checkpoints
+from initlab.studies import Arm, Store, Study, TrainSettings, checkpoints, run_study
 
 runner = CliRunner()
 TINY = ["--dataset", "digits", "--model", "mlp:8", "--seeds", "1", "--steps", "2", "--workers", "1", "--no-report"]
@@ -58,3 +58,54 @@ def test_error_messages_quote_the_input_literally(inits: str) -> None:
     ran = runner.invoke(app, ["compare", "--dataset", "digits", "--inits", inits])
     assert ran.exit_code == 2
     assert f"unknown scheme {inits!r}" in " ".join(ran.output.split())
+
+
+def _interrupted_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Study, Path]:
+    """A two-run study whose second epoch fails, leaving epoch 1 committed with both runs' checkpoints."""
+    from initlab.training import Population
+
+    study = Study(arms=(Arm("a", "he_normal"), Arm("b", "glorot_uniform")), dataset="digits", model="mlp:8",
+                  seeds=(0,), train=TrainSettings(epochs=3, batch_size=64), diagnose_epochs=())  # fmt: skip
+    real = Population.train_epoch
+    calls = []
+
+    def failing(self: Population, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("interrupted")
+        return real(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Population, "train_epoch", failing)
+        folder = run_study(study, tmp_path / "s", workers=1)
+    with Store.in_dir(folder, readonly=True) as store:
+        assert [(r.status, r.last_epoch) for r in store.runs()] == [("failed", 1), ("failed", 1)]
+    return study, folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "delete"])
+def test_a_damaged_checkpoint_rolls_back_that_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    study, folder = _interrupted_study(tmp_path, monkeypatch)
+    file = checkpoints.path(folder, "a/s0", 1)
+    data = file.read_bytes()
+    if damage == "truncate":
+        file.write_bytes(data[: len(data) // 2])
+    elif damage == "garble":
+        file.write_bytes(data[:100] + bytes(b ^ 0xFF for b in data[100:200]) + data[200:])
+    else:
+        file.unlink()
+    with Store.in_dir(folder, readonly=True) as store:
+        kept = store.epochs("b/s0")[0]
+    with caplog.at_level("WARNING", logger="initlab.studies.plan"):
+        run_study(study, folder, workers=1)
+    with Store.in_dir(folder, readonly=True) as store:
+        runs = {r.run_id: r for r in store.runs()}
+        assert {r.status for r in runs.values()} == {"finished"}
+        assert [e.epoch for e in store.epochs("a/s0")] == [1, 2, 3]
+        # The healthy run was not touched: its first epoch is the one stored before (wall time included).
+        assert store.epochs("b/s0")[0] == kept
+        assert "continues from epoch 0" in (runs["a/s0"].message or "")
+    assert str(file) in caplog.text
+    assert ("missing" if damage == "delete" else "damaged") in caplog.text

@@ -95,7 +95,7 @@ def test_the_report_rebuilds_each_configurations_initial_weights() -> None:
     study = sweep_study(model="mlp:16,16", sweep={"scale": [0.5, 1.0], "width": [4, 8]})
     source = build.InitSource(study)
     points = {dict(p)["scale"]: p for p in study.points() if dict(p)["width"] == 8}
-    half, one = (source.initial_model("he_normal", 0, points[c]) for c in (0.5, 1.0))
+    half, one = (source.initial_model(Arm("he_normal", "he_normal"), 0, points[c]) for c in (0.5, 1.0))
     assert half[1].weight.shape == (8, 64)  # the point's width
     for a, b in zip(half.parameters(), one.parameters(), strict=True):
         assert torch.equal(a, b * 0.5 if a.dim() >= 2 else b)

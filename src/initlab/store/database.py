@@ -361,8 +361,11 @@ class Store:
             layers.append((position, stat.name, *cols, spec))
         return (*columns, wall, canonical_json(extra, f"extra of {where}"), special), layers
 
-    def record_epochs(self, rows: Sequence[EpochRecord]) -> None:
+    def record_epochs(self, rows: Sequence[EpochRecord], *, checksums: Mapping[str, str] | None = None) -> None:
         """Store epochs (typically one epoch of every run in a population) in one transaction.
+
+        ``checksums``: run id to the SHA-256 of the checkpoint the run wrote after this epoch, recorded with it (the
+        newest write of a file wins: a resumed epoch rewrites its checkpoint).
 
         Each epoch's layer statistics are stored with it, so an epoch is either complete or absent. An epoch that is
         already stored is not stored twice: if its metrics, layer statistics and ``extra`` are identical (its wall
@@ -399,6 +402,10 @@ class Store:
                     "('pending', 'failed') THEN 'running' ELSE status END WHERE run_id = ?",
                     (rec.epoch, rec.run_id),
                 )
+            for rec, _, _ in encoded:
+                if checksums and rec.run_id in checksums:
+                    conn.execute("INSERT OR REPLACE INTO checkpoints (run_id, epoch, sha256) VALUES (?, ?, ?)",
+                                 (rec.run_id, rec.epoch, str(checksums[rec.run_id])))  # fmt: skip
 
     def _check_same_epoch(
         self,
@@ -431,6 +438,32 @@ class Store:
             "Resume the study from its stored state (the runner continues after the last stored epoch), or use a new "
             "--out folder."
         ) from exc
+
+    def checkpoint_checksum(self, run_id: str, epoch: int) -> str | None:
+        """The SHA-256 recorded for ``run_id``'s checkpoint after ``epoch``; None if none was recorded (an epoch
+        stored without one, or a file written before checksums were kept)."""
+        try:
+            row = self.conn.execute(
+                "SELECT sha256 FROM checkpoints WHERE run_id = ? AND epoch = ?", (run_id, epoch)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a read-only schema-1 file without the table
+            return None
+        return None if row is None else str(row[0])
+
+    def rollback(self, run_id: str, epoch: int, *, message: str) -> None:
+        """Forget what ``run_id`` stored after ``epoch`` (epochs, layer statistics, diagnoses, checkpoint checksums,
+        test metrics) and make it pending from ``epoch``, with ``message`` saying why: a run whose checkpoint was
+        damaged continues from its last good one."""
+        check_int("epoch", epoch, minimum=0)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            for table in ("layer_stats", "diagnostics", "checkpoints", "epochs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND epoch > ?", (run_id, epoch))
+            conn.execute(
+                "UPDATE runs SET last_epoch = ?, status = 'pending', message = ?, diverged_epoch = NULL, "
+                "test_metrics = NULL, wall_time_s = NULL WHERE run_id = ?",
+                (epoch, message, run_id),
+            )
 
     def epochs(self, run_id: str | None = None) -> list[EpochRecord]:
         """Stored epochs with their layer statistics, of one run or of all, ordered by run (as added) then epoch."""

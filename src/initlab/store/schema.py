@@ -9,6 +9,9 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - ``epochs``: primary key ``(run_id, epoch)``: train/validation loss and accuracy, wall time, ``extra`` (JSON).
 - ``layer_stats``: primary key ``(run_id, epoch, layer)``: weight and gradient norms, in the model's layer order.
 - ``diagnostics``: primary key ``(run_id, epoch)``: a free-form JSON payload (epoch 0 is "at initialization").
+- ``checkpoints``: primary key ``(run_id, epoch)``: the SHA-256 of the checkpoint file a run wrote after that epoch,
+  recorded with the epoch, so a resume can tell a damaged file. An addition to schema 1 that older initlab versions
+  ignore; it is created in a schema-1 file that lacks it when the file is opened for writing.
 
 The ``special`` columns of ``epochs`` and ``layer_stats`` hold the floats a ``REAL`` column cannot (NaN, -0.0); see
 :mod:`initlab.store.codec`. A writable connection is switched to WAL journal mode, so readers never block the writer
@@ -31,7 +34,17 @@ SCHEMA_VERSION = 1
 # SQLite waits this long for another connection's write lock before giving up with "database is locked".
 BUSY_TIMEOUT_S = 30.0
 
-SCHEMA = """
+CHECKPOINTS_TABLE = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    epoch  INTEGER NOT NULL CHECK (epoch >= 1),
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
@@ -89,6 +102,8 @@ CREATE TABLE diagnostics (
     PRIMARY KEY (run_id, epoch)
 );
 """
+    + CHECKPOINTS_TABLE
+)
 
 
 def open_connection(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -174,6 +189,8 @@ def check_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
     row = conn.execute("SELECT version FROM schema_version").fetchone()
     version = None if row is None else row[0]
     if version == SCHEMA_VERSION:
+        if create and "checkpoints" not in tables:  # a file written before the table existed
+            conn.execute(CHECKPOINTS_TABLE)
         return
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ValueError(

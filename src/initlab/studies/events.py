@@ -31,6 +31,8 @@ class EpochDone:
     epoch: int
     rows: tuple[EpochRecord, ...]
     diverged: tuple[str, ...] = ()
+    # Run id to the SHA-256 of the checkpoint it wrote after this epoch (the runs that did not diverge).
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,21 @@ from that epoch's checkpoint. Nothing else in initlab decides where a run starts
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from initlab.store import RunRecord, RunSpec, Store
+from initlab.studies import checkpoints
 from initlab.studies.shard import ShardRun
 from initlab.studies.sink import COMPLETE, Progress
 from initlab.studies.spec import Study
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,14 +38,17 @@ def scheme_record(scheme: str | dict[str, Any]) -> dict[str, Any]:
     return scheme if isinstance(scheme, dict) else {"name": scheme}
 
 
-def register(study: Study, store: Store, train_size: int) -> Plan:
+def register(study: Study, store: Store, train_size: int, out_dir: Path | None = None) -> Plan:
     """Record the study's runs in ``store`` (known ones are kept) and plan what is left from what it committed.
 
-    ``train_size`` (training samples) converts a budget in steps into epochs for the progress count."""
+    ``train_size`` (training samples) converts a budget in steps into epochs for the progress count. With
+    ``out_dir`` (the study folder), every unfinished run's checkpoint is checked first (:func:`repair`)."""
     run_defs = study.runs()
     store.add_runs(
         [RunSpec(r.run_id, r.label, scheme_record(study.arms[r.arm_index].scheme), r.seed) for r in run_defs]
     )
+    if out_dir is not None:
+        repair(store, out_dir)
     records = {r.run_id: r for r in store.runs()}
     runs = tuple(ShardRun(r.run_id, r.arm_index, r.seed, records[r.run_id].last_epoch, r.point_index) for r in run_defs)
     points = study.points()
@@ -51,6 +59,34 @@ def register(study: Study, store: Store, train_size: int) -> Plan:
         progress.finished_runs += r.status == "finished"
         progress.diverged_runs += r.status == "diverged"
     return Plan(runs, tuple(r for r in runs if records[r.run_id].status not in COMPLETE), progress)
+
+
+def repair(store: Store, out_dir: Path) -> list[str]:
+    """Check the checkpoint of every unfinished run's last committed epoch against the SHA-256 the Store recorded;
+    roll a run whose checkpoint is missing or damaged back to its newest intact older checkpoint, or to epoch 0, and
+    say so (a warning, and the run's message in the Store). Other runs are not touched. Returns the warnings."""
+    notes = []
+    for record in store.runs():
+        if record.status in COMPLETE or record.last_epoch == 0:
+            continue
+        epoch = record.last_epoch
+        trouble = checkpoints.problem(out_dir, record.run_id, epoch, store.checkpoint_checksum(record.run_id, epoch))
+        if trouble is None:
+            continue
+        good = next((e for e in range(epoch - 1, 0, -1) if _intact(store, out_dir, record.run_id, e)), 0)
+        note = (f"run {record.run_id}: {trouble}; it continues from epoch {good} (the epochs after it are trained "
+                "again).")  # fmt: skip
+        log.warning(note)
+        notes.append(note)
+        checkpoints.path(out_dir, record.run_id, epoch).unlink(missing_ok=True)
+        store.rollback(record.run_id, good, message=note)
+    return notes
+
+
+def _intact(store: Store, out_dir: Path, run_id: str, epoch: int) -> bool:
+    if not checkpoints.path(out_dir, run_id, epoch).is_file():
+        return False
+    return checkpoints.problem(out_dir, run_id, epoch, store.checkpoint_checksum(run_id, epoch)) is None
 
 
 def shards(

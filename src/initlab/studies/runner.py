@@ -51,7 +51,7 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     with study_lock(out), Store.in_dir(out) as store:
         store.init_study(study.name, study.config(), meta=environment_meta(device=device))
-        study_plan = plan.register(study, store, build.train_size(study))
+        study_plan = plan.register(study, store, build.train_size(study), out)
         if on_progress:
             on_progress(study_plan.progress)
         if not study_plan.pending:

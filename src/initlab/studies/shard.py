@@ -175,12 +175,12 @@ class _Trainer:
         train_loss, train_acc = stats.train_loss(), stats.train_acc()
         weight_norms, grad_norms = self.pop.weight_norms(), stats.grad_norms()
         wall = time.perf_counter() - t0
-        rows, diverged, keep = [], [], []
+        rows, diverged, keep, checksums = [], [], [], {}
         for i, r in enumerate(self.live):
             if self.settings.diverged(train_loss[i], val_loss[i]):
                 diverged.append(r.run_id)
             else:
-                checkpoints.save(self.task.out_dir, r.run_id, epoch, self.pop.run_state(i))
+                checksums[r.run_id] = checkpoints.save(self.task.out_dir, r.run_id, epoch, self.pop.run_state(i))
                 keep.append(i)
             layers = [LayerStat(name, weight_norms[name][i], grad_norms[name][i]) for name in weight_norms]
             # Each run's share of the population's time: the whole epoch, and its training steps alone.
@@ -194,7 +194,7 @@ class _Trainer:
                 model = self.pop.export(i, self.model())
                 run_id = self.live[i].run_id
                 self.emit(Diagnosed(self.task.shard, run_id, epoch, diagnosis(model, self.diag_x, self.diag_y)))
-        self.emit(EpochDone(self.task.shard, epoch, tuple(rows), tuple(diverged)))
+        self.emit(EpochDone(self.task.shard, epoch, tuple(rows), tuple(diverged), checksums))
         if len(keep) < len(self.live):
             self.live = [self.live[i] for i in keep]
             if self.live:

@@ -67,8 +67,8 @@ class Sink:
     def apply(self, event: Event) -> None:
         """Write one event to the Store and count it."""
         match event:
-            case EpochDone(epoch=epoch, rows=rows, diverged=diverged):
-                self.store.record_epochs(list(rows))
+            case EpochDone(epoch=epoch, rows=rows, diverged=diverged, checksums=checksums):
+                self.store.record_epochs(list(rows), checksums=checksums)
                 for run_id in diverged:
                     message = f"loss non-finite or above max_loss in epoch {epoch}"
                     self.store.set_status(run_id, "diverged", diverged_epoch=epoch, message=message)
