@@ -109,3 +109,74 @@ def test_a_damaged_checkpoint_rolls_back_that_run_only(
         assert "continues from epoch 0" in (runs["a/s0"].message or "")
     assert str(file) in caplog.text
     assert ("missing" if damage == "delete" else "damaged") in caplog.text
+
+
+def _finished_study(folder: Path) -> Study:
+    study = Study(arms=(Arm("a", "he_normal"), Arm("b", "glorot_uniform")), dataset="digits", model="mlp:8",
+                  seeds=(0,), train=TrainSettings(epochs=2, batch_size=64), diagnose_epochs=(0, 1))  # fmt: skip
+    run_study(study, folder, workers=1)
+    return study
+
+
+def _damage_page(db: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage, as a failing disk or a stray write would."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(b"\xde\xad" * (size // 2))
+
+
+def test_a_damaged_database_is_refused_for_writing_and_salvaged_by_the_doctor(tmp_path: Path) -> None:
+    from initlab.store import DamagedStoreError
+
+    folder = tmp_path / "s"
+    study = _finished_study(folder)
+    with Store.in_dir(folder, readonly=True) as store:
+        reference = store.epochs()
+    _damage_page(folder / "study.sqlite", "epochs")
+    # Before, the study was resumed without a word and report and export crashed with sqlite3 tracebacks.
+    with pytest.raises(DamagedStoreError, match="initlab doctor"):
+        run_study(study, folder, workers=1)
+    for command in (["export", str(folder)], ["report", str(folder)]):
+        ran = runner.invoke(app, command)
+        assert ran.exit_code == 2, ran.output
+        assert "is damaged" in ran.output
+        assert "Traceback" not in ran.output
+    checked = runner.invoke(app, ["doctor", str(folder)], env={"COLUMNS": "200"})
+    assert checked.exit_code == 1
+    assert "DAMAGED" in checked.output
+    assert "a/s0: its epochs cannot be read" in checked.output
+    new = tmp_path / "new"
+    salvaged = runner.invoke(app, ["doctor", str(folder), "--salvage", str(new)], env={"COLUMNS": "200"})
+    assert f"initlab compare --resume {new}" in salvaged.output
+    run_study(study, new, workers=1)  # what was lost is trained again, with the same seeds
+    with Store.in_dir(new, readonly=True) as store:
+        assert {r.status for r in store.runs()} == {"finished"}
+        assert [(e.run_id, e.epoch, e.train_loss, e.val_loss) for e in store.epochs()] == [
+            (e.run_id, e.epoch, e.train_loss, e.val_loss) for e in reference
+        ]
+    assert runner.invoke(app, ["doctor", str(new)]).exit_code == 0
+
+
+def test_the_doctor_copies_intact_runs_and_their_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from initlab.studies import doctor
+
+    study, folder = _interrupted_study(tmp_path, monkeypatch)
+    found = doctor.examine(folder)
+    assert found.healthy, found.lines()
+    new = tmp_path / "copy"
+    doctor.salvage(folder, new)
+    with Store.in_dir(new, readonly=True) as store:
+        assert [(r.run_id, r.last_epoch) for r in store.runs()] == [("a/s0", 1), ("b/s0", 1)]
+        assert store.checkpoint_checksum("a/s0", 1) is not None
+    assert checkpoints.path(new, "a/s0", 1).read_bytes() == checkpoints.path(folder, "a/s0", 1).read_bytes()
+    with pytest.raises(ValueError, match="already holds a study"):
+        doctor.salvage(folder, new)
+    run_study(study, new, workers=1)
+    with Store.in_dir(new, readonly=True) as store:
+        assert [e.epoch for e in store.epochs("b/s0")] == [1, 2, 3]

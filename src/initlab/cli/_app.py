@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -42,6 +45,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return the exception that ends the command with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def readable_store(folder: Path) -> Iterator[None]:
+    """Turn SQLite's "database disk image is malformed" while reading the study in ``folder`` into one line that
+    says what to do."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise fail(f"the study database in {folder} is damaged ({exc}); run `initlab doctor {folder}` to see what is "
+                   f"intact and `initlab doctor {folder} --salvage NEW_FOLDER` to copy it out.") from None  # fmt: skip
 
 
 def main() -> None:

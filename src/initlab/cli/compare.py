@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from initlab.cli._app import app, console, fail
+from initlab.cli._app import app, console, fail, readable_store
 
 if TYPE_CHECKING:
     from initlab.studies import Progress as StudyProgress
@@ -172,8 +172,13 @@ def compare_command(
     except ImportError as exc:
         raise fail(str(exc)) from None
     _run(study, folder, workers=workers, device=dev, executor=executor, address=address)
+    _finish(folder, report=not no_report, strict=strict)
+
+
+def _finish(folder: Path, *, report: bool, strict: bool) -> None:
+    """The ranked table, the report, and the exit status (see ``compare``)."""
     failed, diverged = show_summary(folder)
-    if not no_report:
+    if report:
         from initlab.report import build_report  # matplotlib is imported only when a report is built
 
         console.print(f"report: {build_report(folder)}", highlight=False, soft_wrap=True)
@@ -277,7 +282,7 @@ def export_command(
 
     if not (study_dir / DB_FILE).exists():
         raise fail(f"{study_dir}: no study there (no {DB_FILE}).")
-    with Store.in_dir(study_dir, readonly=True) as store:
+    with readable_store(study_dir), Store.in_dir(study_dir, readonly=True) as store:
         config = store.study().config
         try:  # with a sweep, a column per axis and the population (Study.run_columns); a plain study as it was
             columns = Study.from_config(config).run_columns() if config.get("sweep") else None

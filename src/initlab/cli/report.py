@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from initlab.cli._app import app, console, fail
+from initlab.cli._app import app, console, fail, readable_store
 
 # The metrics a sweep's heatmap can show (initlab.report._sweep.METRICS), listed here so that --help needs no import.
 _METRICS = "test_acc, test_loss, val_acc or train_loss"
@@ -28,7 +28,8 @@ def report_command(
     if not (study_dir / "study.sqlite").exists():
         raise fail(f"{study_dir}: no study there (no study.sqlite).")
     try:
-        path = build_report(study_dir, out, metric=metric, x=x, y=y)
+        with readable_store(study_dir):
+            path = build_report(study_dir, out, metric=metric, x=x, y=y)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
         raise fail(str(exc)) from None
     console.print(str(path), highlight=False, soft_wrap=True)

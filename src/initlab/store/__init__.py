@@ -7,11 +7,12 @@ floats and JSON in :mod:`~initlab.store.codec`, and the CSV/JSON exports in :mod
 
 from initlab.store.database import Store
 from initlab.store.records import RUN_STATUSES, EpochRecord, LayerStat, RunRecord, RunSpec, RunStatus, StudyRecord
-from initlab.store.schema import DB_FILENAME
+from initlab.store.schema import DB_FILENAME, DamagedStoreError
 
 __all__ = [
     "DB_FILENAME",
     "RUN_STATUSES",
+    "DamagedStoreError",
     "EpochRecord",
     "LayerStat",
     "RunRecord",

@@ -24,13 +24,53 @@ import logging
 import sqlite3
 from pathlib import Path
 
-__all__ = ["BUSY_TIMEOUT_S", "DB_FILENAME", "SCHEMA", "SCHEMA_VERSION", "check_schema", "open_connection", "setup"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DB_FILENAME",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "DamagedStoreError",
+    "check_schema",
+    "open_connection",
+    "setup",
+]
 
 logger = logging.getLogger(__name__)
 
 DB_FILENAME = "study.sqlite"
 # Raise it (and add a conversion, or a message saying there is none) whenever SCHEMA changes.
 SCHEMA_VERSION = 1
+#: How many of SQLite's quick_check messages a damaged-store error quotes.
+QUICK_CHECK_SHOWN = 3
+
+
+class DamagedStoreError(ValueError):
+    """A study database whose pages are damaged: refused for writing; ``initlab doctor`` salvages what is intact."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        folder = path.parent
+        shown = "; ".join(problems[:QUICK_CHECK_SHOWN]) + (" ..." if len(problems) > QUICK_CHECK_SHOWN else "")
+        super().__init__(
+            f"the study database {path} is damaged (SQLite's quick_check: {shown}). Nothing was written to it. Run "
+            f"`initlab doctor {folder}` to see what is intact, and `initlab doctor {folder} --salvage NEW_FOLDER` to "
+            "copy it into a new study folder that resumes."
+        )
+        self.path, self.problems = path, problems
+
+
+def quick_check(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's ``PRAGMA quick_check``: the problems it finds, ``[]`` for an intact database (it reads every page
+    but does not cross-check indexes, so it is fast: a few ms for a study of thousands of epochs). A file that is
+    not a database at all raises ``sqlite3.DatabaseError``."""
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_CORRUPT"):
+            return [str(exc)]  # too damaged to list the problems
+        raise
+    return [] if rows == ["ok"] else rows
+
+
 # SQLite waits this long for another connection's write lock before giving up with "database is locked".
 BUSY_TIMEOUT_S = 30.0
 
@@ -146,6 +186,9 @@ def setup(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             check_schema(conn, path, create=False)
             return
+        problems = quick_check(conn)
+        if problems:
+            raise DamagedStoreError(path, problems)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ValueError(f"could not switch {path} to WAL journal mode (got {mode!r}).")
@@ -161,7 +204,8 @@ def setup(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
     except sqlite3.DatabaseError as exc:
         raise ValueError(
             f"{path} is not a readable initlab study database (SQLite says: {exc}). Point to the "
-            f"{DB_FILENAME} of a study folder, or use a new --out folder for a new study."
+            f"{DB_FILENAME} of a study folder, or use a new --out folder for a new study; if it is a study's database "
+            f"that was damaged, `initlab doctor {path.parent}` says what can be salvaged."
         ) from exc
 
 
