@@ -77,16 +77,26 @@ def test_the_plan_starts_each_run_from_its_last_committed_epoch(tmp_path: Path) 
         again = plan.register(study, store, train_size=1000)
         assert {r.run_id: r.start_epoch for r in again.pending} == {"he_normal/s0": 1, "zeros/s0": 1, "zeros/s1": 0}
         assert (again.progress.done_epochs, again.progress.finished_runs) == (4, 1)
-        # The shards are cut over all runs, so the resumed populations are those of the first start.
-        assert plan.shards(first.runs, first.pending, 2) == [list(first.runs[:2]), list(first.runs[2:])]
-        resumed = plan.shards(again.runs, again.pending, 2)
-        assert [[r.run_id for r in s] for s in resumed] == [["he_normal/s0", "zeros/s0"], ["zeros/s1"]]
+        # The shards are cut over all runs, so the resumed populations are those of the first start: one
+        # population (every run), split by where each run resumes.
+        assert plan.shards(first.runs, first.pending) == [list(first.runs)]
+        resumed = plan.shards(again.runs, again.pending)
+        assert [[r.run_id for r in s] for s in resumed] == [["zeros/s1"], ["he_normal/s0", "zeros/s0"]]
         assert plan.unfinished(store, first.runs) == list(again.pending)
 
 
 def test_a_shard_with_runs_at_different_epochs_is_split() -> None:
     runs = [ShardRun("a/s0", 0, 0, 2), ShardRun("b/s0", 1, 0, 1), ShardRun("c/s0", 2, 0, 2)]
-    assert plan.shards(runs, runs, 1) == [[runs[1]], [runs[0], runs[2]]]
+    assert plan.shards(runs, runs) == [[runs[1]], [runs[0], runs[2]]]
+
+
+def test_shards_depend_on_the_study_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = [ShardRun(f"a{i}/s{s}", i, s, 0) for s in range(3) for i in range(100)]
+    monkeypatch.setattr(plan, "MAX_SHARD_RUNS", 128)
+    cut = plan.shards(runs, runs)
+    assert [len(s) for s in cut] == [100, 100, 100]  # 300 runs: three near-equal shards of at most 128, seed order
+    assert [s[0].seed for s in cut] == [0, 1, 2]
+    assert plan.shards(runs, runs[50:]) == [cut[0][50:], cut[1], cut[2]]
 
 
 # -- sink -------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from test_studies import stored  # what a study stored, compared the same way fo
 needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed (pip install "initlab[ray]")')
 
 
-def digits_study(epochs: int, batch_size: int) -> Study:
+def digits_study(epochs: int, batch_size: int, sweep: dict | None = None) -> Study:
     return Study(
         name="digits-ray",
         dataset="digits",
@@ -36,6 +36,7 @@ def digits_study(epochs: int, batch_size: int) -> Study:
         arms=(Arm("glorot_uniform", "glorot_uniform"), Arm("he_normal", "he_normal")),
         seeds=(0, 1),
         train=TrainSettings(epochs=epochs, batch_size=batch_size, lr=1e-2),
+        sweep=sweep or {},
     )
 
 
@@ -67,8 +68,9 @@ def test_ray_executor_stores_the_same_numbers_as_the_local_one(tmp_path: Path, c
 
 
 def slow_study() -> Study:
-    """Small batches, so that an epoch takes long enough (about 1 s) to stop a study in its middle."""
-    return digits_study(epochs=4, batch_size=8)
+    """Small batches, so that an epoch takes long enough (about 1 s) to stop a study in its middle; two widths, so
+    that it has two populations (two shards: width 32, then width 64)."""
+    return digits_study(epochs=4, batch_size=8, sweep={"width": [32, 64]})
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +82,14 @@ def slow_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple
 
 
 def kill_shard_0(folder: Path, caplog: pytest.LogCaptureFixture, killed: list[int]) -> Callable[[Progress], None]:
-    """A progress callback that SIGKILLs the worker of shard 0 (the runs of seed 0) once its epoch 1 is committed."""
+    """A progress callback that SIGKILLs the worker of shard 0 (the runs of width 32) once its epoch 1 is committed."""
     caplog.set_level(logging.INFO, logger="initlab.studies.sink")  # the driver logs where each task runs
 
     def on_progress(progress: Progress) -> None:
         if killed or not (folder / "study.sqlite").exists():
             return
         with Store.in_dir(folder, readonly=True) as store:
-            if store.run("glorot_uniform/s0").last_epoch < 1:
+            if store.run("glorot_uniform@width=32/s0").last_epoch < 1:
                 return
         pid = next(r.pid for r in caplog.records if getattr(r, "shard", None) == 0)
         os.kill(pid, signal.SIGKILL)
@@ -106,11 +108,12 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(
     run_study(study, folder, workers=2, executor="ray", on_progress=kill_shard_0(folder, caplog, killed))
     assert killed, "the study finished before its worker could be killed"
     epochs, runs = stored(folder)
-    assert len(epochs) == len(set(epochs)) == 4 * 4  # every epoch of every run, each once
+    assert len(epochs) == len(set(epochs)) == 8 * 4  # every epoch of every run, each once
     assert (epochs, runs) == expected
     with Store.in_dir(folder, readonly=True) as store:
         attempts = {r.run_id: r.attempts for r in store.runs()}
-    assert attempts == {"glorot_uniform/s0": 1, "he_normal/s0": 1, "glorot_uniform/s1": 0, "he_normal/s1": 0}
+    assert attempts == {f"{arm}@width={w}/s{s}": int(w == 32) for arm in ("glorot_uniform", "he_normal")
+                        for w in (32, 64) for s in (0, 1)}  # fmt: skip
     assert any("retry 1 of 3" in r.getMessage() for r in caplog.records)
 
 
@@ -132,9 +135,9 @@ def test_without_retries_left_the_runs_fail_and_a_resume_completes_them(
     with Store.in_dir(folder, readonly=True) as store:
         runs = {r.run_id: r for r in store.runs()}
         assert store.study().finished_at is None
-    assert {rid for rid, r in runs.items() if r.status == "failed"} == {"glorot_uniform/s0", "he_normal/s0"}
-    assert "retried 0 times" in (runs["he_normal/s0"].message or "")
-    assert runs["he_normal/s1"].status == "finished"
+    assert {rid for rid, r in runs.items() if r.status == "failed"} == {rid for rid in runs if "width=32" in rid}
+    assert "retried 0 times" in (runs["he_normal@width=32/s0"].message or "")
+    assert runs["he_normal@width=64/s1"].status == "finished"
     monkeypatch.undo()
     run_study(slow_study(), folder, workers=2, executor="ray")  # the resume continues from the checkpoints
     assert stored(folder) == slow_reference

@@ -180,3 +180,21 @@ def test_the_doctor_copies_intact_runs_and_their_checkpoints(tmp_path: Path, mon
     run_study(study, new, workers=1)
     with Store.in_dir(new, readonly=True) as store:
         assert [e.epoch for e in store.epochs("b/s0")] == [1, 2, 3]
+
+
+def _stored(folder: Path) -> tuple[list, list]:
+    with Store.in_dir(folder, readonly=True) as store:
+        rows = [(e.run_id, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.layers,
+                 e.extra.get("population")) for e in store.epochs()]  # fmt: skip
+        return rows, [(r.run_id, r.status, r.test_metrics) for r in store.runs()]
+
+
+def test_any_worker_count_stores_the_same_numbers(tmp_path: Path) -> None:
+    # Two populations (one per depth) of 2 arms x 2 rates x 2 seeds: one worker trains both in this process with
+    # every core's threads, two or three workers in processes with a thread each.
+    study = Study(arms=(Arm("a", "he_normal"), Arm("b", "lecun_normal")), dataset="digits", model="mlp:16",
+                  seeds=(0, 1), train=TrainSettings(epochs=2, batch_size=64), diagnose_epochs=(),
+                  sweep={"depth": [1, 2], "lr": [1e-3, 1e-2]})  # fmt: skip
+    stored = [_stored(run_study(study, tmp_path / f"w{w}", workers=w)) for w in (1, 2, 3)]
+    assert len(stored[0][0]) == 2 * 2 * 2 * 2 * 2
+    assert stored[0] == stored[1] == stored[2]

@@ -69,13 +69,12 @@ def test_width_and_depth_resize_a_model_of_equal_widths() -> None:
 def test_populations_are_per_architecture_and_share_rates_and_scales() -> None:
     study = sweep_study(model="mlp:16,16", sweep={"depth": [1, 2], "lr": [0.01, 0.1], "scale": [1.0, 2.0]})
     all_runs = [ShardRun(r.run_id, r.arm_index, r.seed, 0, r.point_index) for r in study.runs()]
-    shards = plan.shards(all_runs, all_runs, 1, plan.population_of(study))
+    shards = plan.shards(all_runs, all_runs, plan.population_of(study))
     assert len(shards) == 2  # one population per depth, with every rate and scale in it
     for shard in shards:
         depths = {study.model_for(study.points()[r.point_index]) for r in shard}
         assert len(depths) == 1
         assert len(shard) == 2 * 2 * 2 * 2  # arms x rates x scales x seeds
-    assert len(plan.shards(all_runs, all_runs, 4, plan.population_of(study))) == 4  # 2 per population
     assert plan.population_of(sweep_study(sweep={})) is None
 
 

@@ -89,29 +89,34 @@ def _intact(store: Store, out_dir: Path, run_id: str, epoch: int) -> bool:
     return checkpoints.problem(out_dir, run_id, epoch, store.checkpoint_checksum(run_id, epoch)) is None
 
 
+#: The most runs one shard trains as a population (a bigger population is cut into near-equal shards).
+MAX_SHARD_RUNS = 128
+
+
 def shards(
     all_runs: Sequence[ShardRun],
     pending: Sequence[ShardRun],
-    workers: int,
     population: Callable[[ShardRun], Hashable] | None = None,
 ) -> list[list[ShardRun]]:
-    """Cut the study into populations of at most ``ceil(runs / workers)`` runs, then keep each one's pending runs.
+    """Cut the study into its populations, then keep each one's pending runs.
 
-    Runs with different ``population(run)`` keys (another architecture or other training settings; see
-    :meth:`Study.population_key`) never share a shard. The shards are planned over *all* runs of the study (in seed
-    order, near-equal sizes), not over the pending ones, so a resumed study trains the same populations as an
-    uninterrupted one and reproduces its numbers bit for bit (the summation order of a stacked matrix product depends
-    on the population). A shard's runs are committed together, so they resume from the same epoch; should they not,
-    the shard is split by start epoch.
+    A function of the study alone (never of the worker count or the machine), so that any number of workers, either
+    executor and a resume train the same populations and store the same numbers: a model's arithmetic in a stacked
+    population depends on which models it is stacked with. Runs with equal ``population(run)`` keys (the same
+    architecture and training settings but the learning rate; see :meth:`Study.population_key`) form one population,
+    in seed order, cut into near-equal shards of at most :data:`MAX_SHARD_RUNS` runs; runs with different keys never
+    share a shard. The shards are planned over *all* runs of the study, not over the pending ones, so a resumed study
+    trains the populations of an uninterrupted one. A shard's runs are committed together, so they resume from the
+    same epoch; should they not (a run rolled back by :func:`repair`), the shard is split by start epoch.
     """
     ordered = sorted(all_runs, key=lambda r: (r.seed, r.arm_index, r.point_index))
-    size = math.ceil(len(ordered) / max(1, min(workers, len(ordered))))
     groups: dict[Hashable, list[ShardRun]] = {}
     for r in ordered:
         groups.setdefault(None if population is None else population(r), []).append(r)
     by_id = {r.run_id: r for r in pending}
     out: list[list[ShardRun]] = []
     for group in groups.values():
+        size = math.ceil(len(group) / math.ceil(len(group) / MAX_SHARD_RUNS))
         for i in range(0, len(group), size):
             mine = [by_id[r.run_id] for r in group[i : i + size] if r.run_id in by_id]
             for epoch in sorted({r.start_epoch for r in mine}):
@@ -135,9 +140,9 @@ def unfinished(store: Store, runs: Sequence[ShardRun]) -> list[ShardRun]:
     ]
 
 
-def default_workers(num_runs: int) -> int:
-    """One worker per core (each with one thread), but no more workers than runs."""
-    return max(1, min(os.cpu_count() or 1, num_runs))
+def default_workers(num_shards: int) -> int:
+    """One worker per core, but no more workers than shards (a lone shard gets every core's thread instead)."""
+    return max(1, min(os.cpu_count() or 1, num_shards))
 
 
 def threads_per_worker(workers: int, device: str) -> int:

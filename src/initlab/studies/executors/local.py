@@ -25,13 +25,14 @@ from initlab.studies.spec import Study
 
 
 def drive(study: Study, study_plan: plan.Plan, sink: Sink, *, out_dir: Path, device: str, workers: int | None) -> None:
-    """Train the plan's pending runs in ``workers`` processes (default: one per core) and apply their events."""
-    n_workers = workers or plan.default_workers(len(study_plan.runs))
+    """Train the plan's pending shards in ``workers`` processes (default: one per core, at most one per shard) and
+    apply their events."""
+    population = plan.population_of(study)
+    cut = plan.shards(study_plan.runs, study_plan.pending, population)
+    count = len(plan.shards(study_plan.runs, study_plan.runs, population))
+    n_workers = min(workers, count) if workers else plan.default_workers(count)  # no idle worker holds cores
     threads = plan.threads_per_worker(n_workers, device)
-    tasks = [
-        ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads)
-        for runs in plan.shards(study_plan.runs, study_plan.pending, n_workers, plan.population_of(study))
-    ]
+    tasks = [ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads) for runs in cut]
     if n_workers == 1:
         _in_process(tasks, sink)
     else:

@@ -61,16 +61,19 @@ def drive(
 ) -> None:
     """Train the plan's pending runs as Ray tasks and apply their events as they arrive.
 
-    ``workers`` (default: the cluster's CPUs, at most one per run) sets the number of shards, as locally; the same
-    count on a cluster with the same CPUs per task reproduces a local study's numbers.
+    The shards are those of a local run (:func:`initlab.studies.plan.shards`, a function of the study alone), so a
+    Ray study stores a local study's numbers. ``workers`` (default: the cluster's CPUs, at most one per shard)
+    divides the CPUs among the tasks, as locally.
     """
+    population = plan.population_of(study)
     with _connected(address):
-        n_workers = workers or max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(study_plan.runs)))
+        count = len(plan.shards(study_plan.runs, study_plan.runs, population))
+        n_workers = min(workers, count) if workers else max(1, min(int(ray.cluster_resources().get("CPU", 1)), count))
         threads, num_gpus, task_device = _resources(device, n_workers)
         # Tasks may run in another folder or on another node: hand them the absolute path of the (shared) folder.
         template = ShardTask(study, (), out_dir.resolve(), 0, task_device, threads)
         driver = _Driver(template, sink, ray.remote(_task).options(num_cpus=threads, num_gpus=num_gpus, max_retries=0))
-        driver.run(plan.shards(study_plan.runs, study_plan.pending, n_workers, plan.population_of(study)))
+        driver.run(plan.shards(study_plan.runs, study_plan.pending, population))
 
 
 @contextlib.contextmanager
@@ -181,5 +184,5 @@ class _Driver:
         log.warning("shard %d: its Ray task died (%s); retry %d of %d for %d runs from epoch %s",
                     shard, reason, tries, MAX_RETRIES, len(left), epochs)  # fmt: skip
         # Grouped as a resume groups them: together, split only if their committed epochs differ.
-        for part in plan.shards(self.sink.shards[shard], left, 1):
+        for part in plan.shards(self.sink.shards[shard], left):
             self._submit(part, tries=tries)
