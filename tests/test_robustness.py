@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,59 @@ def test_any_worker_count_stores_the_same_numbers(tmp_path: Path) -> None:
     stored = [_stored(run_study(study, tmp_path / f"w{w}", workers=w)) for w in (1, 2, 3)]
     assert len(stored[0][0]) == 2 * 2 * 2 * 2 * 2
     assert stored[0] == stored[1] == stored[2]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount a small tmpfs (``mount(size)``), unmounted at the end; skipped where this machine forbids mounting."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not permitted'})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_finished_study_opens_from_read_only_media(tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
+    import shutil
+    import subprocess
+
+    media = tmpfs("8m")
+    _finished_study(tmp_path / "s")
+    shutil.copytree(tmp_path / "s", media / "s")
+    for leftover in (media / "s").glob("study.sqlite-*"):  # as copied off a closed study: no WAL index
+        leftover.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+    with Store.in_dir(media / "s", readonly=True) as store:
+        assert len(store.epochs()) == 4
+    exported = runner.invoke(app, ["export", str(media / "s"), "--out", str(tmp_path / "csv")])
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "csv" / "epochs.csv").exists()
+    written = runner.invoke(app, ["export", str(media / "s")])  # into the read-only folder itself
+    assert written.exit_code == 2
+    assert "the file system is read-only" in written.output
+    resumed = runner.invoke(app, ["compare", "--resume", str(media / "s")])
+    assert resumed.exit_code == 2
+    assert "read-only" in resumed.output
+    assert "Traceback" not in resumed.output + written.output
+
+
+def test_a_full_disk_is_named_in_one_line_and_leaves_nothing_half_written(tmpfs: Callable[[str], Path]) -> None:
+    disk = tmpfs("96k")
+    args = ["compare", *TINY, "--inits", "he_normal", "--model", "mlp:64,64", "--out", str(disk / "s")]
+    ran = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert ran.exit_code in (2, 3), ran.output
+    assert "disk is full" in " ".join(ran.output.split()) or "No space left" in ran.output
+    assert "Traceback" not in ran.output
+    assert not list(disk.rglob("*.tmp"))  # nothing half-written left behind

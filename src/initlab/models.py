@@ -90,6 +90,9 @@ _OPTION_ALIASES = {
 
 ModelFactory = Callable[[tuple[int, ...], "int | None"], nn.Module]
 
+#: The most parameters a model spec may build (4 GB of float32), checked on the meta device before allocating.
+MAX_PARAMETERS = 1_000_000_000
+
 
 class SpecError(ValueError):
     """A model spec that does not parse or does not make sense; the message ends with :data:`SPEC_GRAMMAR`."""
@@ -186,6 +189,17 @@ class ModelSpec:
         """Build the model for inputs of one-sample shape ``input_shape`` and ``num_classes`` outputs."""
         shape = check_shape(tuple(input_shape))
         outputs = _outputs(num_classes)
+        with torch.device("meta"):  # counted first, without memory: a typo in a width must not allocate 300 GB
+            count = sum(p.numel() for p in self._build(shape, outputs).parameters())
+        if count > MAX_PARAMETERS:
+            raise _spec_error(
+                self.preset or str(self),
+                f"it has {count:,} parameters for inputs {shape}; initlab "
+                f"builds models of at most {MAX_PARAMETERS:,} (4 GB of float32). Use smaller widths.",
+            )
+        return self._build(shape, outputs)
+
+    def _build(self, shape: tuple[int, ...], outputs: int) -> nn.Sequential:
         if self.kind == "mlp":
             return _build_mlp(self, shape, outputs)
         return _build_cnn(self, shape, outputs, dims=2 if self.kind == "cnn" else 1)

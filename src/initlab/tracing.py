@@ -74,9 +74,18 @@ def run_model(model: nn.Module, data: ModelInput) -> Any:
 
 
 def check_data(data: object) -> None:
-    """Raise ``TypeError`` now, rather than in the middle of a forward pass, if ``data`` has an unusable form."""
+    """Raise ``TypeError`` now, rather than in the middle of a forward pass, if ``data`` has an unusable form, and
+    ``ValueError`` if a floating-point tensor in it holds NaN or infinity (every statistic measured on it would be
+    NaN, and read as a dead or exploding layer)."""
     if not isinstance(data, (torch.Tensor, tuple, list, Mapping)):
         run_model(nn.Identity(), data)  # type: ignore[arg-type]  # raises the TypeError with the message
+    tensors = [data] if isinstance(data, torch.Tensor) else list(data.values() if isinstance(data, Mapping) else data)
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise ValueError(f"the data holds {bad} non-finite value(s) (NaN or infinity) of {t.numel()}; "
+                                 "measurements on it would be NaN. Clean or impute the batch first.")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -60,6 +60,27 @@ def readable_store(folder: Path) -> Iterator[None]:
                    f"intact and `initlab doctor {folder} --salvage NEW_FOLDER` to copy it out.") from None  # fmt: skip
 
 
+def os_failure(exc: OSError | Exception, fallback: Path | None = None) -> typer.Exit:
+    """One line for an operating-system error (read-only, disk full, permission, a file where a folder should be),
+    naming the path and the fix; SQLite's "database or disk is full" and "readonly database" too."""
+    import errno
+
+    path = getattr(exc, "filename", None) or fallback or ""
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code == errno.ENOSPC or "disk is full" in text:
+        why, fix = "the disk is full", "free some space or choose another folder; the study resumes where it stopped"
+    elif code == errno.EROFS or "readonly database" in text or "read-only file system" in text:
+        why, fix = "the file system is read-only", "choose a folder on a writable disk (--out)"
+    elif code in (errno.EACCES, errno.EPERM):
+        why, fix = "permission denied", "choose a folder you can write (--out) or change its permissions"
+    elif code in (errno.EEXIST, errno.ENOTDIR):
+        why, fix = "a file is in the way where a folder should be", "choose another folder (--out)"
+    else:
+        why, fix = getattr(exc, "strerror", None) or str(exc), "check the path"
+    return fail(f"cannot write {path}: {why}; {fix}.")
+
+
 def main() -> None:
     """Entry point of the ``initlab`` script."""
     app()

@@ -33,13 +33,26 @@ def list_command() -> None:
     console.print("n = fan by mode; fans follow the layout (torch (out, in, *k) by default). `initlab show NAME`.")
 
 
+#: The most elements ``initlab show`` draws (400 MB of float32): a sample, not a model.
+MAX_SHOW_ELEMENTS = 100_000_000
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"256x784"`` -> ``(256, 784)``; also accepts commas."""
-    parts = [p for p in text.replace(",", "x").replace("×", "x").split("x") if p.strip()]
+    """``"256x784"`` -> ``(256, 784)``; also accepts commas. ValueError for an empty or malformed shape, and for
+    one of more than :data:`MAX_SHOW_ELEMENTS` elements (checked before anything is allocated)."""
+    parts = [p.strip() for p in text.replace(",", "x").replace("×", "x").split("x")]
+    if not text.strip():
+        raise ValueError("--shape is empty; write a shape like 256x784 or 64x3x3x3.")
+    if any(not p for p in parts):
+        raise ValueError(f"--shape {text!r} has an empty dimension; write it like 256x784 or 64x3x3x3.")
     try:
-        return tuple(int(p) for p in parts)
+        dims = tuple(int(p) for p in parts)
     except ValueError:
         raise ValueError(f"--shape {text!r} is not a shape; write it like 256x784 or 64x3x3x3.") from None
+    if math.prod(max(d, 0) for d in dims) > MAX_SHOW_ELEMENTS:
+        raise ValueError(f"--shape {text!r} has {math.prod(dims):,} elements; `initlab show` draws at most "
+                         f"{MAX_SHOW_ELEMENTS:,} (400 MB of float32). Use a smaller shape.")  # fmt: skip
+    return dims
 
 
 def _histogram(values: torch.Tensor, bins: int = 48) -> list[str]:

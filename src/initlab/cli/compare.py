@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from initlab.cli._app import app, console, fail, readable_store
+from initlab.cli._app import app, console, fail, os_failure, readable_store
 
 if TYPE_CHECKING:
     from initlab.studies import Progress as StudyProgress
@@ -219,11 +219,15 @@ def _run(study: Study, folder: Path, *, workers: int | None, device: str, execut
                 desc += f", [red]{p.failed_runs} failed[/]"
             bar.update(task, total=p.total_epochs, completed=p.done_epochs, description=desc)
 
+        import sqlite3
+
         try:
             run_study(study, folder, workers=workers, device=device, on_progress=on_progress,
                       executor=executor, address=address)  # type: ignore[arg-type]  # fmt: skip
         except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from None
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise os_failure(exc, folder) from None
 
 
 def show_summary(folder: Path) -> tuple[int, int]:
@@ -278,10 +282,20 @@ def export_command(
     With a sweep, every row also has a column per sweep axis with its run's value, and the index of its run's
     population (the runs that trained together), so that the files can be grouped by any axis on their own.
     """
-    from initlab.studies import Store, Study
-
     if not (study_dir / DB_FILE).exists():
         raise fail(f"{study_dir}: no study there (no {DB_FILE}).")
+    try:
+        _export(study_dir, fmt, out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise os_failure(exc, out or study_dir) from None
+
+
+def _export(study_dir: Path, fmt: str, out: Path | None) -> None:
+    """Write the export files and print their paths."""
+    from initlab.studies import Store, Study
+
     with readable_store(study_dir), Store.in_dir(study_dir, readonly=True) as store:
         config = store.study().config
         try:  # with a sweep, a column per axis and the population (Study.run_columns); a plain study as it was

@@ -38,6 +38,7 @@ from initlab.tracing import (
     Activation,
     ModelInput,
     Recorder,
+    check_data,
     classify_module,
     first_tensor,
     hooked,
@@ -187,6 +188,7 @@ def check_inputs(model: nn.Module, inputs: ModelInput) -> int:
             f"inputs must be a tensor, a tuple or list of tensors, or a dict of tensors; got {type(inputs).__name__}. "
             f"The model expects {expected_input(model)}."
         )
+    check_data(inputs)  # NaN or infinity in the batch: every statistic would be NaN
     x = tensors[0]
     found = first_layer(model)
     if found is not None:

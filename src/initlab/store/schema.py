@@ -20,7 +20,9 @@ and a crash (even ``SIGKILL``) can lose only the transaction in flight, never co
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -167,6 +169,26 @@ def open_connection(path: Path, *, readonly: bool) -> sqlite3.Connection:
         raise ValueError(f"cannot open the study database {path}: {exc}.") from exc
     try:
         setup(conn, path, readonly=readonly)
+    except (ValueError, OSError):
+        conn.close()
+        if readonly and not os.access(path.parent, os.W_OK):
+            return _open_immutable(path)
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_immutable(path: Path) -> sqlite3.Connection:
+    """A finished study on read-only media: a WAL database cannot be opened ``mode=ro`` without its shared-memory
+    file, which nobody can create there, so it is opened ``immutable=1``: SQLite reads the file as it is, without
+    locks, which is right when nothing can write to it."""
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+    )
+    try:
+        setup(conn, path, readonly=True)
     except BaseException:
         conn.close()
         raise
@@ -202,11 +224,25 @@ def setup(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
             raise
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
+        _raise_os_error(exc, path)
         raise ValueError(
             f"{path} is not a readable initlab study database (SQLite says: {exc}). Point to the "
             f"{DB_FILENAME} of a study folder, or use a new --out folder for a new study; if it is a study's database "
             f"that was damaged, `initlab doctor {path.parent}` says what can be salvaged."
         ) from exc
+
+
+#: SQLite errors that are the file system's, not the file's: raised as OSError with the errno they mean.
+_OS_ERRORS = {"SQLITE_FULL": errno.ENOSPC, "SQLITE_READONLY": errno.EROFS, "SQLITE_READONLY_DIRECTORY": errno.EROFS,
+              "SQLITE_CANTOPEN": errno.EACCES, "SQLITE_IOERR": errno.EIO}  # fmt: skip
+
+
+def _raise_os_error(exc: sqlite3.DatabaseError, path: Path) -> None:
+    """Raise ``OSError`` (naming ``path``) when SQLite's error comes from the disk: full, read-only, not writable."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    code = next((c for prefix, c in _OS_ERRORS.items() if name.startswith(prefix)), None)
+    if code is not None:
+        raise OSError(code, f"{os.strerror(code)} (SQLite: {exc})", str(path)) from exc
 
 
 def check_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:

@@ -93,10 +93,16 @@ def initialize(
 
 
 def check(study: Study) -> None:
-    """Check every arm's scheme and the model spec before anything trains; ValueError names the closest match."""
+    """Check the data set's name, every arm's scheme and the model spec before anything trains; ValueError names
+    the closest match."""
+    meta = data.info(study.dataset)
     for arm in study.arms:
         check_arm(arm)
     models.parse(study.model)
+    if not study.dataset_options and meta.num_classes is not None:  # shapes known without loading the data
+        with torch.device("meta"):  # every architecture of the sweep built without memory: its size is checked
+            for spec in dict.fromkeys(study.model_for(point) for point in study.points()):
+                models.build(spec, input_shape=tuple(meta.input_shape), num_classes=meta.num_classes)
 
 
 def check_arm(arm: Arm) -> None:

@@ -55,6 +55,9 @@ def run_study(
         if on_progress:
             on_progress(study_plan.progress)
         if not study_plan.pending:
+            # Killed after the last run's test but before the study was marked finished: mark it now.
+            if store.study().finished_at is None and all(r.status in COMPLETE for r in store.runs()):
+                store.mark_study(finished=True)
             return out
         store.mark_study(started=True)
         sink = Sink(store, out, study_plan.progress, on_progress)

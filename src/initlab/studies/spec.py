@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,11 @@ class Study:
         object.__setattr__(self, "sweep", axes.check_sweep(self.sweep, model=self.model, train=self.train))
         for arm in self.arms:
             self._check_parametrization(arm)
+        runs = len(self.arms) * len(self.seeds) * math.prod(len(v) for v in self.sweep.values())
+        if runs > MAX_RUNS:
+            raise ValueError(f"the study has {runs:,} runs ({len(self.arms)} arms x {len(self.seeds)} seeds x "
+                             f"{runs // len(self.arms) // len(self.seeds):,} grid points); initlab runs at most "
+                             f"{MAX_RUNS:,} in one study. Use fewer seeds or fewer values per axis.")  # fmt: skip
 
     def _check_parametrization(self, arm: Arm) -> None:
         try:
@@ -237,23 +243,27 @@ class Study:
                 f"unknown study field {unknown[0]!r}.{did_you_mean(unknown[0], known)} "
                 f"Allowed: {', '.join(sorted(known))}."
             )
+        _check_field_types(config)
         arms = list(arms_from_names(config.pop("inits", [])))
         raw_arms = config.pop("arms", [])
         if isinstance(raw_arms, Mapping):  # TOML tables: [arms.label] scheme = ...
             raw_arms = [{"label": k, **(v if isinstance(v, Mapping) else {"scheme": v})} for k, v in raw_arms.items()]
         for a in raw_arms:
-            if not isinstance(a, Mapping) or "scheme" not in a:
-                raise ValueError(f"each arm needs a 'scheme' (and a 'label'), got {a!r}.")
+            if not isinstance(a, Mapping):
+                raise TypeError(f"each arm must be a table with a 'scheme' (and a 'label'), got {a!r}.")
             unknown_keys = sorted(set(a) - {"label", "scheme", "parametrization"})
             if unknown_keys:
-                raise ValueError(f"unknown arm field {unknown_keys[0]!r}; an arm has a label, a scheme and "
+                hint = did_you_mean(str(unknown_keys[0]), ("label", "scheme", "parametrization"))
+                raise ValueError(f"unknown arm field {unknown_keys[0]!r}.{hint} An arm has a label, a scheme and "
                                  "optionally a parametrization.")  # fmt: skip
+            if "scheme" not in a:
+                raise ValueError(f"each arm needs a 'scheme' (and a 'label'), got {dict(a)!r}.")
             label = str(a.get("label") or _label(a["scheme"]))
             arms.append(Arm(label=label, scheme=a["scheme"], parametrization=a.get("parametrization")))
         train = config.pop("train", {})
         seeds = config.pop("seeds", (0, 1))
         if isinstance(seeds, int):
-            seeds = tuple(range(seeds))
+            seeds = tuple(_seed_range(seeds))
         return cls(
             arms=tuple(arms),
             train=train if isinstance(train, TrainSettings) else TrainSettings.from_dict(dict(train)),
@@ -287,7 +297,7 @@ class Study:
         if inits is not None:
             config["arms"] = [a.to_dict() for a in arms_from_names(inits)]
         if seeds is not None:
-            config["seeds"] = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+            config["seeds"] = list(_seed_range(seeds)) if isinstance(seeds, int) else list(seeds)
         if parametrization is not None:
             config["arms"] = _parametrized(config["arms"], parametrization)
         given = {k: v for k, v in (train or {}).items() if v is not None}
@@ -315,6 +325,51 @@ class Study:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
         return cls.from_config(data)
+
+
+#: What each study field may be, in words, and the Python types that are that (bool is never an int here).
+_FIELD_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "name": ("text", (str,)),
+    "dataset": ("text (a data set name)", (str,)),
+    "model": ("text (a model spec)", (str,)),
+    "normalize": ("text", (str,)),
+    "dataset_options": ("a table", (Mapping,)),
+    "train": ("a table of training settings", (Mapping, TrainSettings)),
+    "sweep": ("a table of axis = [values]", (Mapping,)),
+    "seeds": ("a count or a list of integers", (int, list, tuple)),
+    "inits": ("a list of scheme names or one comma-separated text", (str, list, tuple)),
+    "arms": ("a list of arms or a table of [arms.LABEL]", (list, tuple, Mapping)),
+    "diagnose_epochs": ("a list of integers", (list, tuple)),
+}
+
+
+def _type_name(value: object) -> str:
+    return {str: "text", int: "integer", float: "number", bool: "boolean", list: "list", tuple: "list",
+            dict: "table"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _check_field_types(config: Mapping[str, Any]) -> None:
+    """TypeError naming the study field whose value has the wrong type and the type it needs (a TOML ``name = 5``)."""
+    for name, value in config.items():
+        what, types = _FIELD_TYPES[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TypeError(f"study field {name!r} must be {what}, got {value!r} ({_type_name(value)}).")
+        if name in ("seeds", "diagnose_epochs") and isinstance(value, (list, tuple)):
+            bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)]
+            if bad:
+                raise TypeError(f"study field {name!r} must be {what}, got {bad[0]!r} ({_type_name(bad[0])}) in it.")
+
+
+#: The most runs one study may have (arms x seeds x grid points), checked before any run is listed.
+MAX_RUNS = 100_000
+
+
+def _seed_range(count: int) -> range:
+    """Seeds 0..count-1 from a count, which must be a positive integer no larger than :data:`MAX_RUNS`."""
+    check_int("seeds", count, minimum=1)
+    if count > MAX_RUNS:
+        raise ValueError(f"seeds={count:,} is more than a study can run ({MAX_RUNS:,} runs at most); use fewer.")
+    return range(count)
 
 
 def _normal_label(label: str) -> str:

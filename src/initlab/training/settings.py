@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
@@ -72,6 +72,28 @@ class TrainSettings:
             raise ValueError(f"target_accuracy must be in [0, 1], got {self.target_accuracy!r}.")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise ValueError("nesterov=True needs optimizer='sgd' and momentum > 0.")
+        if not self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}: at 1 or more the updates never decay "
+                             "and training diverges (0.9 is usual).")  # fmt: skip
+        self._check_applies()
+
+    #: The settings each optimizer reads besides lr and weight_decay; the others must keep their defaults.
+    _USES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "sgd": ("momentum", "nesterov"),
+        "adam": ("beta1", "beta2", "eps"),
+        "adamw": ("beta1", "beta2", "eps"),
+        "rmsprop": ("momentum", "alpha", "eps"),
+    }
+
+    def _check_applies(self) -> None:
+        """ValueError for an optimizer setting given to an optimizer that ignores it (momentum with Adam)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in ("momentum", "nesterov", "beta1", "beta2", "eps", "alpha"):
+            if name not in self._USES[self.optimizer] and getattr(self, name) != defaults[name]:
+                users = [o for o, uses in self._USES.items() if name in uses]
+                hint = " (Adam's momentum is beta1)" if name == "momentum" else ""
+                raise ValueError(f"{name}={getattr(self, name)!r} does not apply to optimizer={self.optimizer!r}, "
+                                 f"which would ignore it{hint}; it applies to {' and '.join(users)}.")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
