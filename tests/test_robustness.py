@@ -255,3 +255,23 @@ def test_a_full_disk_is_named_in_one_line_and_leaves_nothing_half_written(tmpfs:
     assert "disk is full" in " ".join(ran.output.split()) or "No space left" in ran.output
     assert "Traceback" not in ran.output
     assert not list(disk.rglob("*.tmp"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(PermissionError(13, "Permission denied", "/data/s"), "cannot write /data/s: permission denied; choose a folder "
+      "you can write (--out) or change its permissions."),
+     (OSError(28, "No space left on device", "/data/s/x.pt"), "cannot write /data/s/x.pt: the disk is full"),
+     (OSError(30, "Read-only file system", "/media/s/.lock"), "the file system is read-only"),
+     (FileExistsError(17, "File exists", "/data/s"), "a file is in the way where a folder should be")],
+    ids=["permission", "full", "read-only", "file-in-the-way"],
+)  # fmt: skip
+def test_operating_system_errors_are_one_line_with_the_fix(
+    error: OSError, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Permission is not exercised on a real file system here: these tests run as root, whom permissions do not stop.
+    from initlab.cli._app import os_failure
+
+    exit_ = os_failure(error)
+    assert exit_.exit_code == 2
+    assert expected in " ".join(capsys.readouterr().err.split())
