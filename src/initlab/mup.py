@@ -38,10 +38,10 @@ output layer is zero at every width). An ``nn.Embedding`` is an input layer what
 so that each step's decay lr·wd stays as in SP (the ``mup`` package's rule); AdamW's decoupled decay is left alone.
 Attention's 1/d logit scaling is part of the model's forward pass and is not applied here.
 
-Use: ``p = Parametrization.mup(model, base)``, or :func:`from_factory` for a model whose width is a parameter of its
-factory; ``p.rescale(model)`` after the scheme; ``p.param_groups(model, settings)`` or :meth:`lr_multipliers` for the
-optimizer (a :class:`~initlab.training.Population` takes them in ``set_lr``). In a study, an arm's
-``parametrization = "mup"`` does all of it (``initlab.studies``).
+Use: ``p = Parametrization.mup(model, base, wider=...)``, or :func:`from_factory` for a model whose width is a
+parameter of its factory; ``p.rescale(model)`` after the scheme; ``p.param_groups(model, lr=..., optimizer=...)`` or
+:meth:`Parametrization.lr_multipliers` for the optimizer (a :class:`~initlab.training.Population` takes them in
+``set_lr``). In a study, an arm's ``parametrization = "mup"`` does all of it (``initlab.studies``).
 """
 
 from __future__ import annotations
