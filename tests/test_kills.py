@@ -14,7 +14,7 @@ from pathlib import Path
 
 from initlab.store import Store
 from initlab.studies import Arm, Study, TrainSettings, run_study
-from test_studies import stored
+from test_studies import epochs_done, stored
 
 #: Kills that must land on a live study (the test keeps going until it has made this many).
 KILLS = 20
@@ -39,14 +39,6 @@ if __name__ == "__main__":
 """
 
 
-def _epochs(folder: Path) -> int:
-    try:
-        with Store.in_dir(folder, readonly=True) as store:
-            return len(store.epochs())
-    except Exception:
-        return 0
-
-
 def test_twenty_random_kills_change_nothing(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     run_study(STUDY, reference, workers=2)
@@ -61,7 +53,7 @@ def test_twenty_random_kills_change_nothing(tmp_path: Path) -> None:
         after, delay = rng.randint(0, total), rng.uniform(0.0, 0.8)
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(folder), config], start_new_session=True)
         deadline = time.time() + 120
-        while _epochs(folder) < after and proc.poll() is None and time.time() < deadline:
+        while epochs_done(folder) < after and proc.poll() is None and time.time() < deadline:
             time.sleep(0.01)
         time.sleep(delay)
         if proc.poll() is None:
