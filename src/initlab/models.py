@@ -40,6 +40,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from initlab import factory
 from initlab.checks import check_shape, did_you_mean
 
 Activation = Literal["relu", "tanh", "sigmoid", "selu", "gelu", "leaky_relu", "linear"]
@@ -436,6 +437,8 @@ def build(
     ``factory(input_shape, num_classes)`` and must return an ``nn.Module``.
     """
     if isinstance(spec, str):
+        if not is_spec(spec):
+            return build(factory.load_factory(spec), input_shape=input_shape, num_classes=num_classes)
         return parse(spec).build(input_shape, num_classes)
     if isinstance(spec, ModelSpec):
         return spec.build(input_shape, num_classes)
@@ -464,6 +467,9 @@ def resize(spec: str, *, width: int | None = None, depth: int | None = None) -> 
     ``cnn:32,32``) so that "the width" and "the depth" mean one thing; ``None`` keeps the spec's own value. Every
     other option (activation, dropout, norm, ...) is kept.
     """
+    if not is_spec(spec):
+        raise ValueError(f"--model {spec!r} is a factory of your own, whose width and depth initlab cannot change; "
+                         "width and depth sweeps and muP need a model spec such as mlp:64,64.")  # fmt: skip
     parsed = parse(spec)
     widths = parsed.widths
     if (width is not None or depth is not None) and len(set(widths)) > 1:
@@ -483,8 +489,25 @@ def resize(spec: str, *, width: int | None = None, depth: int | None = None) -> 
     return str(ModelSpec(**{**values, "widths": (new_width,) * new_depth}))
 
 
+def is_spec(text: str) -> bool:
+    """Whether ``text`` is a model spec (``mlp:64``, ``keras-mnist``) rather than an import path of a factory."""
+    return not factory.is_import_path(text, kinds=(*KINDS, *PRESETS))
+
+
+def check(spec: str) -> None:
+    """Check a model given as text before anything trains: a spec parses, an import path imports and gives a
+    factory (ValueError says what is wrong)."""
+    if is_spec(spec):
+        parse(spec)
+    else:
+        factory.load_factory(spec)
+
+
 def describe(spec: str | ModelSpec | Mapping[str, Any] | ModelFactory) -> str:
-    """The canonical text of a spec (a preset keeps its name), or the factory's qualified name."""
+    """The canonical text of a spec (a preset keeps its name), the import path of a factory, or a factory's
+    qualified name."""
+    if isinstance(spec, str) and not is_spec(spec):
+        return spec.strip()
     if isinstance(spec, (str, ModelSpec)):
         parsed = parse(spec) if isinstance(spec, str) else spec
         return parsed.preset or str(parsed)

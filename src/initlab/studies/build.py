@@ -98,9 +98,10 @@ def check(study: Study) -> None:
     meta = data.info(study.dataset)
     for arm in study.arms:
         check_arm(arm)
-    models.parse(study.model)
-    if not study.dataset_options and meta.num_classes is not None:  # shapes known without loading the data
-        with torch.device("meta"):  # every architecture of the sweep built without memory: its size is checked
+    models.check(study.model)
+    # A spec's shapes are known without loading the data: build each architecture of the sweep to check its size.
+    if models.is_spec(study.model) and not study.dataset_options and meta.num_classes is not None:
+        with torch.device("meta"):  # without memory
             for spec in dict.fromkeys(study.model_for(point) for point in study.points()):
                 models.build(spec, input_shape=tuple(meta.input_shape), num_classes=meta.num_classes)
 
