@@ -78,7 +78,8 @@ class Population:
     **Learning rates per model** (:meth:`set_lr`). While every model has the same rate, the optimizer is the one
     over the stacked tensors, exactly as without ``set_lr`` (bit for bit). When the rates differ, the optimizer runs
     over per-model views instead: ``P.detach().unbind(0)`` of every stacked parameter, one param group per model
-    holding that model's views with its own ``lr``, and before each step every view's ``.grad`` is bound to its
+    holding that model's views with its own ``lr`` (one per distinct rate of its parameters, with per-parameter
+    multipliers such as muP's), and before each step every view's ``.grad`` is bound to its
     slice of the stacked gradient (the views are leaves, as the optimizer requires, and write through to ``P``).
     Each model is then stepped by the very kernel and arithmetic that steps it in a population of one at its own
     rate (fused Adam/AdamW on the CPU and CUDA, foreach SGD and RMSprop), so a run's parameters and optimizer state
