@@ -340,3 +340,19 @@ def test_export_refuses_a_run_column_that_would_hide_its_own(sweep_dir: Path, tm
             store.export_json(tmp_path / "x.json", run_columns={run_id: {"arm": "x"}})
     assert not (tmp_path / "x").exists()
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_large_sweep_draws_histograms_for_an_even_spread_of_its_configurations() -> None:
+    from initlab.report._build import MAX_HISTOGRAM_ROWS, _histogram_figure, _spread
+
+    labels = [f"c{i}" for i in range(36)]
+    shown = _spread(labels, MAX_HISTOGRAM_ROWS)
+    assert len(shown) == MAX_HISTOGRAM_ROWS
+    assert shown[0] == "c0"
+    assert shown[-1] == "c35"
+    assert shown == sorted(set(shown), key=labels.index)  # distinct, in the study's order
+    assert _spread(labels[:5], MAX_HISTOGRAM_ROWS) == labels[:5]
+    hist = {"edges": [0.0, 1.0, 2.0], "counts": [3, 1]}
+    runs = {label: [(0, {"layers": [{"name": "1", "hist": hist}]})] for label in labels}
+    figure = _histogram_figure(runs, ["1"], "mlp:8")
+    assert "12 of the 36 configurations are shown" in figure.caption
