@@ -217,8 +217,6 @@ def coord_check(
     schemes.resolve(scheme)
     train = data.load(dataset, split="train", normalize="standardize")
     factory = _factory(model, tuple(train.input_shape), train.num_classes or 1)
-    with torch.device("meta"):
-        base_model = factory(base)
     traces: dict[str, dict[str, list[list[tuple[list[float], list[float]]]]]] = {k: {} for k in PARAMETRIZATIONS}
     roles: dict[str, str] = {}
     for seed in range(seeds):
@@ -227,15 +225,13 @@ def coord_check(
         for w, width in enumerate(widths):
             for kind in PARAMETRIZATIONS:
                 torch.manual_seed(derive_seed(seed, "coordcheck", width))
-                net = factory(width)
-                schemes.resolve(scheme).apply(net, seed=seed)
                 if kind == "mup":
-                    with torch.device("meta"):
-                        wider = factory(2 * width)
-                    param = mup.Parametrization.mup(net, base_model, output=output, wider=wider)
+                    net, param = mup.from_factory(factory, width, base, output=output)
                     roles.update({name.removesuffix(".weight"): r.role for name, r in param.roles.items()})
                 else:
+                    net = factory(width)
                     param = mup.Parametrization.standard(net)
+                schemes.resolve(scheme).apply(net, seed=seed)
                 param.rescale(net)
                 for layer, trace in _trace(net, param, settings, batches, probe).items():
                     traces[kind].setdefault(layer, [[] for _ in widths])[w].append(trace)

@@ -84,8 +84,6 @@ def repair(store: Store, out_dir: Path) -> list[str]:
 
 
 def _intact(store: Store, out_dir: Path, run_id: str, epoch: int) -> bool:
-    if not checkpoints.path(out_dir, run_id, epoch).is_file():
-        return False
     return checkpoints.problem(out_dir, run_id, epoch, store.checkpoint_checksum(run_id, epoch)) is None
 
 
