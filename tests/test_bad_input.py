@@ -78,7 +78,7 @@ CLI_CASES: list[tuple[list[str], str]] = [
     (["compare", "--schedule", "cosin"], "Did you mean 'cosine'"),
     (["compare", "--loss", "mae"], "choose one of 'cross_entropy', 'bce', 'mse'"),
     (["compare", "--precision", "fp16"], "Did you mean 'bf16'"),
-    (["compare", "--target", "2"], "target_accuracy must be in [0, 1]"),
+    (["compare", "--target-accuracy", "2"], "target_accuracy must be in [0, 1]"),
     (["compare", "--device", "tpu"], "choose auto, cpu or cuda"),
     (["compare", "--executor", "slurm"], "choose one of 'local', 'ray'"),
     (["compare", "--parametrization", "mpu"], "Did you mean 'mup'"),

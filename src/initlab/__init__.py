@@ -2,6 +2,7 @@
 
 The exact catalog of initializers (Keras' set and torch's) with correct fans for every layout, whole-model schemes
 (``initialize``), diagnostics, real datasets and model builders; studies live in :mod:`initlab.studies`.
+``initlab.compare(model=..., data=..., inits=[...])`` runs a study in one call.
 
 The names below are loaded on first use (PEP 562): ``import initlab`` itself imports neither torch nor anything else
 heavy, so that ``initlab --help`` answers at once. ``initlab.HeNormal`` imports the catalog (and torch) the first time
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         get,
         serialize,
     )
+    from initlab.comparing import CompareResult, compare
     from initlab.diagnostics import Comparison, Diagnosis, Finding, compare_diagnoses, diagnose
     from initlab.fans import Fans, Layout, compute_fans
     from initlab.gains import gain, numeric_gain
@@ -78,6 +80,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(_DIAGNOSTICS, "initlab.diagnostics"),
     **dict.fromkeys(("Fans", "Layout", "compute_fans"), "initlab.fans"),
     **dict.fromkeys(("gain", "numeric_gain"), "initlab.gains"),
+    **dict.fromkeys(("compare", "CompareResult"), "initlab.comparing"),
 }
 #: Submodules served as attributes (``initlab.catalog`` is also callable: ``initlab.catalog()`` lists it).
 _SUBMODULES = ("catalog", "coordcheck", "data", "models", "mup", "theory")
@@ -118,6 +121,7 @@ __all__ = [
     "LSUV",
     "TRUNCATED_STD_FACTOR",
     "CatalogEntry",
+    "CompareResult",
     "Comparison",
     "Constant",
     "Diagnosis",
@@ -154,6 +158,7 @@ __all__ = [
     "Zeros",
     "__version__",
     "catalog",
+    "compare",
     "compare_diagnoses",
     "compute_fans",
     "data",

@@ -10,6 +10,8 @@ initlab can change.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib
 import inspect
 import os
@@ -34,11 +36,74 @@ def is_import_path(text: str, *, kinds: tuple[str, ...] = ()) -> bool:
     """Whether ``text`` reads as ``package.module:factory`` rather than a model spec whose kind is one of ``kinds``
     (``mlp:64`` is a spec: ``64`` is not a name)."""
     text = text.strip()
+    if is_object(text):
+        return True
     return bool(_IMPORT_PATH.match(text)) and text.split(":", 1)[0].lower() not in kinds
+
+
+#: The prefix of the name under which a Python object given as a model is registered in this process.
+OBJECT_PREFIX = "object:"
+_OBJECTS: dict[str, Callable[[tuple[int, ...], int | None], nn.Module]] = {}
+
+
+def is_object(text: str) -> bool:
+    """Whether ``text`` names a model given as a Python object (:func:`register`), not an import path."""
+    return text.strip().startswith(OBJECT_PREFIX)
+
+
+def register(model: nn.Module | Callable[..., Any]) -> str:
+    """The name a study records for a model given from Python, importing nothing again where it can.
+
+    - A function or ``nn.Module`` class defined at the top of an importable module gives its import path
+      (``package.module:build``): a worker process, a resumed study and the command line import it again.
+    - Anything else (defined in a notebook or a script run as ``__main__``, a closure, or a built ``nn.Module``
+      instance) is registered in this process as ``object:NAME``, which trains here, in this process only. An
+      instance is deep-copied for every run (``copy.deepcopy``) before its run's scheme initializes it; its name
+      carries a hash of its parameters' names and shapes, so that a resume with another architecture is refused.
+    """
+    if isinstance(model, nn.Module):
+        shapes = ";".join(f"{n}:{tuple(p.shape)}" for n, p in model.named_parameters())
+        digest = hashlib.sha256(f"{type(model).__qualname__}|{shapes}".encode()).hexdigest()[:12]
+        name = f"{OBJECT_PREFIX}{_identifier(type(model).__name__)}-{digest}"
+        instance = model
+        _OBJECTS[name] = lambda input_shape, num_classes: copy.deepcopy(instance)
+        return name
+    if not callable(model):
+        raise TypeError(f"a model must be a spec, an import path, a factory or an nn.Module; got {model!r}.")
+    module, qualname = getattr(model, "__module__", None), getattr(model, "__qualname__", "")
+    if module and module != "__main__" and "<" not in qualname:
+        path = f"{module}:{qualname}"
+        try:
+            if load_factory(path) is not None and _resolve(module, qualname) is model:
+                return path
+        except FactoryError:
+            pass
+    name = f"{OBJECT_PREFIX}{_identifier(qualname or type(model).__name__)}"
+    _OBJECTS[name] = _adapted(name, model)
+    return name
+
+
+def _identifier(text: str) -> str:
+    return re.sub(r"\W+", "_", text).strip("_") or "model"
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def load_factory(path: str) -> Callable[[tuple[int, ...], int | None], nn.Module]:
     """The factory at ``path``, adapted to ``f(input_shape, num_classes)``; FactoryError names what is missing."""
+    if is_object(path):
+        if path.strip() not in _OBJECTS:
+            raise FactoryError(
+                f"model {path!r} was given as a Python object in another process; pass the same object again "
+                "(initlab.compare(model=...)), or give an import path (package.module:factory) that any process "
+                "can import."
+            )
+        return _OBJECTS[path.strip()]
     module_name, _, attribute = path.strip().partition(":")
     here = os.getcwd()
     if here not in sys.path:  # like `python -m`: a package in the current folder imports

@@ -82,6 +82,21 @@ def _resumed(resume: Path, given: dict[str, Any]) -> Study:
         return Study.from_config(store.study().config)
 
 
+def _data_flags(
+    dataset: str | None, data_file: Path | None, target: str | None, task: str | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """``--data FILE [--target COLUMN] [--task T]`` as the study's dataset and its options; ``(dataset, None)``
+    without --data."""
+    if data_file is None:
+        if target is not None or task is not None:
+            raise ValueError("--target and --task go with --data FILE (your own data file).")
+        return dataset, None
+    if dataset is not None:
+        raise ValueError("give either --dataset NAME (a built-in data set) or --data FILE (your own), not both.")
+    options = {k: v for k, v in {"target": target, "task": task}.items() if v is not None}
+    return str(data_file), options
+
+
 #: Exit status of ``compare`` when a run failed, and with ``--strict`` when one diverged (2 is bad input).
 EXIT_FAILED = 3
 EXIT_DIVERGED = 4
@@ -95,6 +110,11 @@ def _swept(text: str, *names: str) -> Any:
 @app.command("compare")
 def compare_command(
     dataset: str | None = typer.Option(None, help="Data set: mnist, digits, mnist1d, circles, moons, ..."),
+    data_file: Path | None = typer.Option(
+        None, "--data", help="Your data: an .npz (x_train, y_train, x_test, y_test, or x and y), a .csv or .parquet."
+    ),
+    target_column: str | None = typer.Option(None, "--target", help="The label column of a CSV or Parquet --data."),
+    task: str | None = typer.Option(None, help="auto (default), classification or regression, for --data."),
     model: str | None = typer.Option(None, help="Model spec, e.g. keras-mnist or mlp:256,128;act=tanh."),
     inits: str | None = typer.Option(None, help="Comma-separated arms (initializers or schemes), or 'all'."),
     seeds: int | None = typer.Option(None, min=1, help="Number of seeds (0..N-1)."),
@@ -114,7 +134,9 @@ def compare_command(
     schedule: str | None = typer.Option(None, help="constant, step or cosine."),
     loss: str | None = typer.Option(None, help="cross_entropy, bce or mse."),
     precision: str | None = typer.Option(None, help="float32 or bf16 (mixed precision matmuls)."),
-    target: float | None = typer.Option(None, help="Validation accuracy whose first epoch is reported."),
+    target: float | None = typer.Option(
+        None, "--target-accuracy", help="Validation accuracy whose first epoch is reported (default 0.97)."
+    ),
     workers: int | None = typer.Option(None, min=1, help="Worker processes (default: one per core)."),
     name: str | None = typer.Option(None, help="Study name."),
     out: Path | None = typer.Option(None, help="Study folder (default: initlab-studies/NAME-HASH)."),
@@ -133,6 +155,7 @@ def compare_command(
     Exit status: 0 when every run finished or diverged (a divergence is a result), 2 for bad input, 3 when a run
     failed (an error, not a result: see the message and resume), 4 with --strict when a run diverged."""
     from initlab.studies import Study, check_study
+    from initlab.studies.build import pinned
 
     train: dict[str, Any] = dict(epochs=epochs, steps=steps, schedule=schedule, loss=loss, precision=precision,
                                  target_accuracy=target)  # fmt: skip
@@ -148,6 +171,7 @@ def compare_command(
         )
         sweep = _axes(train, **flags)
         dev = _resolve_device(device)
+        dataset, dataset_options = _data_flags(dataset, data_file, target_column, task)
         if resume is not None:
             given = dict(dataset=dataset, model=model, inits=inits, seeds=seeds, epochs=epochs, steps=steps,
                          parametrization=parametrization)  # fmt: skip
@@ -158,6 +182,7 @@ def compare_command(
             study = base.with_overrides(
                 name=name,
                 dataset=dataset,
+                dataset_options=dataset_options,
                 model=model,
                 inits=inits,
                 seeds=seeds,
@@ -165,9 +190,10 @@ def compare_command(
                 sweep=sweep,
                 parametrization=parametrization,
             )
+            study = pinned(study)  # a data file: its absolute path and content hash, part of the folder's name
             folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
         check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     except ImportError as exc:
         raise fail(str(exc)) from None
@@ -249,7 +275,8 @@ def show_summary(folder: Path) -> tuple[int, int]:
                Column(f"epochs to {target:.0%} val", **right), Column("diverged", **right)]  # fmt: skip
     for column in columns:
         column.overflow = "fold"  # labels wrap, never cut
-    table = Table(*columns, title=f"{ranked} ranked by test accuracy (mean ± std over seeds)")
+    by = "test accuracy" if any(r.test_acc.n for r in rows) or not rows else "test loss (regression)"
+    table = Table(*columns, title=f"{ranked} ranked by {by} (mean ± std over seeds)")
     for r in rows:
         reach = "never" if r.reached_target == 0 else r.epochs_to_target.text(digits=1)
         if 0 < r.reached_target < r.runs:

@@ -3,9 +3,11 @@
 ``load(name, split=...)`` returns a :class:`Dataset` of tensors whose inputs are standardized with statistics of the
 training split only. Converted data live in the cache folder (``$INITLAB_CACHE``, default ``~/.cache/initlab``), each
 file checked by sha256 before it is read. ``initlab data list`` shows what is available offline and
-``initlab data prepare NAME`` makes a data set available.
+``initlab data prepare NAME`` makes a data set available. ``load("my.npz", ...)``, ``load("my.csv", target="label",
+...)`` read data you bring (:mod:`initlab.data.files`).
 """
 
+from initlab.data import files
 from initlab.data._base import SPLITS, Dataset, Split
 from initlab.data._cache import DataNotFoundError, IntegrityError, cache_dir
 from initlab.data._load import DATASETS, NAMES, Availability, DatasetInfo, availability, info, load, prepare
@@ -26,6 +28,7 @@ __all__ = [
     "Split",
     "availability",
     "cache_dir",
+    "files",
     "fit_normalization",
     "info",
     "load",

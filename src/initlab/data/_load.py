@@ -15,6 +15,7 @@ import torch
 
 from initlab.checks import check_choice, check_int, did_you_mean
 from initlab.data import digits as _digits
+from initlab.data import files as _files
 from initlab.data import mnist as _mnist
 from initlab.data import mnist1d as _mnist1d
 from initlab.data import normalize as _normalize
@@ -234,6 +235,8 @@ def load(
             sha256 check (:class:`IntegrityError`, naming the file and what to do).
         FileNotFoundError: MNIST is in none of its sources (:class:`DataNotFoundError`, saying how to get it).
     """
+    if _files.is_file(name):
+        return _load_file(name, split, seed, standardize, normalize, normalize_per, options)
     name = check_choice("name", name, NAMES)
     split = check_choice("split", split, SPLITS)
     info_ = DATASETS[name]
@@ -269,6 +272,48 @@ def load(
         split=split,
         num_classes=classes,
         input_shape=tuple(shape),
+        normalization=norm,
+        source=raw.source,
+        seed=seed_used,
+        options=resolved,
+    )
+
+
+def _load_file(
+    path: str | os.PathLike[str],
+    split: Split,
+    seed: int | None,
+    standardize: bool,
+    normalize: Any,
+    normalize_per: NormalizePer,
+    options: Mapping[str, Any],
+) -> Dataset:
+    """:func:`load` for a data file (:mod:`initlab.data.files`)."""
+    split = check_choice("split", split, SPLITS)
+    for key in options:
+        if key not in _files.OPTIONS:
+            raise ValueError(
+                f"a data file takes the options {', '.join(_files.OPTIONS)}, not {key!r}."
+                f"{did_you_mean(key, _files.OPTIONS)}"
+            )
+    resolved = {**_files.OPTIONS, **options}
+    kind = _resolve_kind(standardize, normalize)
+    seed_used = _files.DEFAULT_SEED if seed is None else check_int("seed", seed, minimum=0)
+    parts, classes, shape, _names = _files.read_file(path, seed_used, resolved)
+    raw = parts[split]
+    if kind is None:
+        norm, x = Normalization(None), raw.x
+    else:
+        norm = _normalize.fit_normalization(parts["train"].x, kind, per=normalize_per, fitted_on="train")
+        x = norm.apply(raw.x)
+    resolved["sha256"] = _files.digest(path) if resolved["sha256"] is None else resolved["sha256"]
+    return Dataset(
+        x=x.to(torch.float32).contiguous(),
+        y=raw.y,
+        name=str(Path(path).expanduser()),
+        split=split,
+        num_classes=classes,
+        input_shape=shape,
         normalization=norm,
         source=raw.source,
         seed=seed_used,

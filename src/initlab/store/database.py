@@ -143,6 +143,10 @@ class Store:
                     "study %s is stored as %r; keeping that name instead of %r", self.path, stored_name, name
                 )
 
+    def has_study(self) -> bool:
+        """Whether ``init_study`` recorded a study here."""
+        return self.conn.execute("SELECT 1 FROM study WHERE id = 1").fetchone() is not None
+
     def study(self) -> StudyRecord:
         """The study row; raises ``ValueError`` if ``init_study`` was never called."""
         row = self.conn.execute(

@@ -8,7 +8,10 @@ seed: the scheme draws from ``seed``, and a scheme that looks at data gets the s
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +21,8 @@ from initlab import data, models, mup, schemes
 from initlab.studies import sweep
 from initlab.studies.spec import Arm, Study
 from initlab.studies.sweep import Point
+
+log = logging.getLogger(__name__)
 
 #: Training samples shown to a scheme that looks at data (LSUV, "auto"), drawn with the run's seed.
 INIT_SAMPLES = 256
@@ -39,12 +44,17 @@ def train_size(study: Study) -> int:
     return len(data.load(study.dataset, split="train", normalize=None, **study.dataset_options))
 
 
-def build_model(study: Study, input_shape: tuple[int, ...], num_classes: int | None, point: Point = ()) -> nn.Module:
-    """The study's architecture at grid ``point`` for inputs of ``input_shape`` and ``num_classes`` classes, not yet
-    initialized."""
-    if num_classes is None:
-        raise ValueError(f"{study.dataset} has regression targets; studies compare classifiers.")
-    return models.build(study.model_for(point), input_shape=tuple(input_shape), num_classes=num_classes)
+def outputs(ds: data.Dataset) -> int:
+    """The model's output units for ``ds``: its number of classes, or for regression the size of one target."""
+    if ds.num_classes is not None:
+        return ds.num_classes
+    return math.prod(ds.y.shape[1:])
+
+
+def build_model(study: Study, input_shape: tuple[int, ...], num_outputs: int, point: Point = ()) -> nn.Module:
+    """The study's architecture at grid ``point`` for inputs of ``input_shape`` and ``num_outputs`` outputs (the
+    classes, or a regression target's size; :func:`outputs`), not yet initialized."""
+    return models.build(study.model_for(point), input_shape=tuple(input_shape), num_classes=num_outputs)
 
 
 def init_sample(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -92,18 +102,56 @@ def initialize(
         parametrization.rescale(model)
 
 
+def pinned(study: Study) -> Study:
+    """``study`` with its data file, if it has one, named by its absolute path and pinned by its content hash
+    (``dataset_options["sha256"]``, :func:`initlab.data.files.digest`), so that the study records exactly which data
+    it ran on and a resume on changed data is refused. A study on a built-in data set is returned as it is."""
+    if not data.files.is_file(study.dataset):
+        return study
+    path = str(Path(study.dataset).expanduser().resolve())
+    options = dict(study.dataset_options)
+    options["sha256"] = data.files.verify(path, options.get("sha256"))
+    pinned = study.with_overrides(dataset=path, dataset_options=options)
+    if study.train.loss == "cross_entropy" and load_split(pinned, "train").num_classes is None:
+        log.info("%s has regression targets: training with the mean squared error", path)
+        return pinned.with_overrides(train={"loss": "mse"})
+    return pinned
+
+
+def check_same_data(recorded: Mapping[str, Any], study: Study) -> None:
+    """:class:`~initlab.data.files.DataChangedError` when ``study`` names the data file of the ``recorded`` study
+    config but a different content hash: the file changed since that study started."""
+    old = (recorded.get("dataset_options") or {}).get("sha256")
+    new = study.dataset_options.get("sha256")
+    if recorded.get("dataset") == study.dataset and old and new and old != new:
+        raise data.files.DataChangedError(
+            f"data file {study.dataset!r} has changed since the study in this folder started: its sha256 is now "
+            f"{new}, the study ran on {old}. Restore that file, or start a new study (another --out) on the new data."
+        )
+
+
 def check(study: Study) -> None:
-    """Check the data set's name, every arm's scheme and the model spec before anything trains; ValueError names
-    the closest match."""
-    meta = data.info(study.dataset)
+    """Check the data set's name (or its file, its content hash and its labels), every arm's scheme and the model
+    spec before anything trains; ValueError names the closest match."""
+    if data.files.is_file(study.dataset):
+        train = load_split(study, "train")
+        shape, classes, options = train.input_shape, outputs(train), True
+        if train.num_classes is None and study.train.loss != "mse":
+            raise ValueError(
+                f"{study.dataset} has regression targets: train with loss='mse' (--loss mse), not "
+                f"{study.train.loss!r}, or pass task='classification' (--task classification)."
+            )
+    else:
+        meta = data.info(study.dataset)
+        shape, classes, options = tuple(meta.input_shape), meta.num_classes, bool(study.dataset_options)
     for arm in study.arms:
         check_arm(arm)
     models.check(study.model)
     # A spec's shapes are known without loading the data: build each architecture of the sweep to check its size.
-    if models.is_spec(study.model) and not study.dataset_options and meta.num_classes is not None:
+    if models.is_spec(study.model) and not (options and not data.files.is_file(study.dataset)) and classes:
         with torch.device("meta"):  # without memory
             for spec in dict.fromkeys(study.model_for(point) for point in study.points()):
-                models.build(spec, input_shape=tuple(meta.input_shape), num_classes=meta.num_classes)
+                models.build(spec, input_shape=shape, num_classes=classes)
 
 
 def check_arm(arm: Arm) -> None:
@@ -126,8 +174,8 @@ class InitSource:
     def __init__(self, study: Study) -> None:
         self.study = study
         self._train: data.Dataset | None = None
-        if study.dataset_options:  # the registry's shapes hold for the default options only
-            self.input_shape, self.num_classes = self.train().input_shape, self.train().num_classes
+        if study.dataset_options or data.files.is_file(study.dataset):  # the registry's shapes: default options only
+            self.input_shape, self.num_classes = self.train().input_shape, outputs(self.train())
         else:
             meta = data.info(study.dataset)
             self.input_shape, self.num_classes = tuple(meta.input_shape), meta.num_classes

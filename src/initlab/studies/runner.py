@@ -46,10 +46,13 @@ def run_study(
     executor resumes a study that the other started.
     """
     drive = executors.load(executor, address).drive
+    study = build.pinned(study)
     build.check(study)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with study_lock(out), Store.in_dir(out) as store:
+        if store.has_study():
+            build.check_same_data(store.study().config, study)
         store.init_study(study.name, study.config(), meta=environment_meta(device=device))
         study_plan = plan.register(study, store, build.train_size(study), out)
         if on_progress:

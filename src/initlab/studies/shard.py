@@ -132,14 +132,14 @@ class _Trainer:
         self.diag_x, self.diag_y = self.train.x[pick], self.train.y[pick]
 
     def model(self) -> torch.nn.Module:
-        return build.build_model(self.study, self.train.input_shape, self.train.num_classes, self.point)
+        return build.build_model(self.study, self.train.input_shape, build.outputs(self.train), self.point)
 
     def run(self) -> None:
         models = []
         for r in self.live:  # built and initialized in turn: building a model draws from torch's global RNG
             model = self.model()
             arm, point = self.study.arms[r.arm_index], self.points[r.point_index]
-            shape, classes = self.train.input_shape, self.train.num_classes
+            shape, classes = self.train.input_shape, build.outputs(self.train)
             param = build.parametrization(self.study, arm, model, shape, classes, point)
             self.multipliers[r.run_id] = param.lr_multipliers(self.settings.optimizer)
             if self.start == 0:

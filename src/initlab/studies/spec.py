@@ -7,8 +7,8 @@ training, with the closest match named.
 TOML form::
 
     name = "mnist-inits"
-    dataset = "mnist"
-    model = "keras-mnist"
+    dataset = "mnist"                            # or a file: "houses.csv", with dataset_options = {target = "price"}
+    model = "keras-mnist"                        # or an import path: "mypkg.nets:build"
     seeds = [0, 1]
     inits = ["glorot_uniform", "he_normal"]      # arms named after their scheme
     [arms.lsuv]                                  # or arms with a label and any scheme config
@@ -92,8 +92,10 @@ class Study:
 
     arms: tuple[Arm, ...]
     name: str = "study"
+    # A built-in data set's name, or the path of a data file (initlab.data.files), pinned by its content hash in
+    # dataset_options["sha256"] when the study runs (initlab.studies.build.pinned).
     dataset: str = "mnist"
-    # Extra arguments of initlab.data.load (n_samples, noise, ... for the toy sets).
+    # Extra arguments of initlab.data.load (n_samples, noise, ... for the toy sets; target, task, sha256 for a file).
     dataset_options: dict[str, Any] = field(default_factory=dict)
     # "standardize" (zero mean, unit variance from the training split), "minmax" or "none".
     normalize: str = "standardize"
@@ -330,7 +332,7 @@ class Study:
 #: What each study field may be, in words, and the Python types that are that (bool is never an int here).
 _FIELD_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     "name": ("text", (str,)),
-    "dataset": ("text (a data set name)", (str,)),
+    "dataset": ("text (a data set name or a data file)", (str,)),
     "model": ("text (a model spec)", (str,)),
     "normalize": ("text", (str,)),
     "dataset_options": ("a table", (Mapping,)),

@@ -2,7 +2,8 @@
 
 For each arm, over its seeds: final test accuracy and loss as mean ± sample standard deviation with a 95% interval
 (Student's t, n - 1 degrees of freedom), the mean number of epochs until validation accuracy first reaches the
-target (over the runs that reach it), and how many runs diverged. Arms are ranked by mean test accuracy; diverged
+target (over the runs that reach it), and how many runs diverged. Arms are ranked by mean test accuracy (regression
+targets, whose accuracy is undefined: by mean test loss, lowest first); diverged
 runs have no test metrics and count in ``diverged``, not in the mean.
 """
 
@@ -68,7 +69,9 @@ class Stat:
     n: int
 
     @classmethod
-    def of(cls, values: list[float]) -> Stat:
+    def of(cls, values: list[float | None]) -> Stat:
+        """The statistics of the defined values (None and NaN, e.g. a regression run's accuracy, are left out)."""
+        values = [v for v in values if v is not None and not math.isnan(v)]
         n = len(values)
         if n == 0:
             return cls(math.nan, math.nan, math.nan, 0)
@@ -125,6 +128,17 @@ def best_per_arm(config: Mapping[str, Any], rows: list[ArmSummary]) -> dict[str,
     return best
 
 
+def _order(row: Mapping[str, Any]) -> tuple[int, float, str]:
+    """Rows with a test accuracy first, best first; then (regression: accuracy is undefined) by test loss, lowest
+    first; rows without a finished run last."""
+    acc, loss = row["test_acc"], row["test_loss"]
+    if acc.n and not math.isnan(acc.mean):
+        return (0, -acc.mean, row["arm"])
+    if loss.n and not math.isnan(loss.mean):
+        return (1, loss.mean, row["arm"])
+    return (2, 0.0, row["arm"])
+
+
 def summarize(store: Store, *, target_accuracy: float | None = None) -> list[ArmSummary]:
     """The ranked arms of the study in ``store`` (see the module docstring)."""
     study = store.study()
@@ -163,5 +177,5 @@ def summarize(store: Store, *, target_accuracy: float | None = None) -> list[Arm
                 reached_target=len(to_target),
             )
         )
-    rows.sort(key=lambda r: (-(r["test_acc"].mean if r["test_acc"].n else -1.0), r["arm"]))
+    rows.sort(key=_order)
     return [ArmSummary(rank=i + 1, **r) for i, r in enumerate(rows)]

@@ -1,6 +1,7 @@
 """The local executor: a study's shards in worker processes on this machine, one thread each by default.
 
-With one worker the shards train in this process, one after the other (inside ``torch.random.fork_rng``, so the
+With one worker, or a model given as a Python object (:func:`initlab.factory.register`), the shards train in this
+process, one after the other (inside ``torch.random.fork_rng``, so the
 caller's random state is unchanged). Otherwise each shard gets a spawned process, at most ``workers`` at a time,
 that sends its events through a queue; a worker killed without a word (out of memory, a signal) has its shard marked
 failed, and a worker dies with its driver.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from initlab import factory
 from initlab.studies import plan
 from initlab.studies.events import ShardFailed
 from initlab.studies.shard import ShardTask, run_shard
@@ -33,7 +35,7 @@ def drive(study: Study, study_plan: plan.Plan, sink: Sink, *, out_dir: Path, dev
     n_workers = min(workers, count) if workers else plan.default_workers(count)  # no idle worker holds cores
     threads = plan.threads_per_worker(n_workers, device)
     tasks = [ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads) for runs in cut]
-    if n_workers == 1:
+    if n_workers == 1 or factory.is_object(study.model):  # a Python object lives in this process only
         _in_process(tasks, sink)
     else:
         _in_workers(tasks, sink, n_workers)

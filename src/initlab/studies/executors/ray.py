@@ -31,6 +31,7 @@ try:
 except ImportError as exc:  # the optional extra is not installed
     raise ImportError('executor="ray" needs Ray, an optional extra of initlab: pip install "initlab[ray]"') from exc
 
+from initlab import factory
 from initlab.studies import plan
 from initlab.studies.events import ShardFailed, ShardStarted
 from initlab.studies.shard import ShardTask, run_shard
@@ -65,6 +66,9 @@ def drive(
     Ray study stores a local study's numbers. ``workers`` (default: the cluster's CPUs, at most one per shard)
     divides the CPUs among the tasks, as locally.
     """
+    if factory.is_object(study.model):
+        raise ValueError(f"model {study.model!r} is a Python object of this process, which Ray tasks cannot import; "
+                         "give an import path (package.module:factory) or use the local executor.")  # fmt: skip
     population = plan.population_of(study)
     with _connected(address):
         count = len(plan.shards(study_plan.runs, study_plan.runs, population))
