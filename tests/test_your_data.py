@@ -63,8 +63,10 @@ def test_one_set_is_split_stratified_70_10_20_with_the_seed(npz):
     train, val, test = (data.load(npz, split=s) for s in ("train", "val", "test"))
     # round(0.2 n_c) and round(0.1 n_c) per class: 20% and 10% of 240 to within one sample per class.
     assert len(train) + len(val) + len(test) == 240
-    assert abs(len(test) - 48) <= 3 and abs(len(val) - 24) <= 3
-    assert train.num_classes == 3 and train.input_shape == (6,)
+    assert abs(len(test) - 48) <= 3
+    assert abs(len(val) - 24) <= 3
+    assert train.num_classes == 3
+    assert train.input_shape == (6,)
     # Standardized with the training split's statistics only.
     assert torch.allclose(train.x.mean(0), torch.zeros(6), atol=1e-5)
     assert not torch.allclose(test.x.mean(0), torch.zeros(6), atol=1e-3)
@@ -94,8 +96,10 @@ def test_csv_parquet_and_npz_of_the_same_data_load_the_same_tensors(tmp_path, np
         data.load(csv, split="train", target="label"),
         data.load(parquet, split="train", target="label"),
     )
-    assert torch.equal(a.x, b.x) and torch.equal(a.x, c.x)
-    assert torch.equal(a.y, b.y) and torch.equal(a.y, c.y)  # text labels cat, dog, eel are classes 0, 1, 2
+    assert torch.equal(a.x, b.x)
+    assert torch.equal(a.x, c.x)
+    assert torch.equal(a.y, b.y)
+    assert torch.equal(a.y, c.y)
 
 
 def test_the_content_hash_ignores_how_the_npz_was_written(tmp_path):
@@ -116,7 +120,8 @@ def test_the_task_is_inferred_and_can_be_overridden(tmp_path):
     assert data.load(tmp_path / "float.npz", split="train").num_classes is None
     assert data.load(tmp_path / "whole.npz", split="train").num_classes == 3
     forced = data.load(tmp_path / "whole.npz", split="train", task="regression")
-    assert forced.num_classes is None and forced.y.dtype == torch.float32
+    assert forced.num_classes is None
+    assert forced.y.dtype == torch.float32
 
 
 # -- bad input -------------------------------------------------------------------------------------------------------
@@ -137,7 +142,8 @@ BAD_FILES = [
     ("lengths", lambda p: _save(p, "a.npz", x=X, y=Y[:50]), {}, "x has 60 samples but y has 50; they must match"),
     ("nan", lambda p: _save(p, "a.npz", x=np.where(np.arange(6) == 2, np.nan, X), y=Y), {},
      "x contains NaN or infinite values (first in sample 0)"),
-    ("text x", lambda p: _save(p, "a.npz", x=np.array([["a"] * 3] * 60), y=Y), {}, "x must hold numbers, got dtype <U1"),
+    ("text x", lambda p: _save(p, "a.npz", x=np.array([["a"] * 3] * 60), y=Y), {},
+     "x must hold numbers, got dtype <U1"),
     ("names", lambda p: _save(p, "a.npz", inputs=X, labels=Y), {},
      "initlab needs Keras' names x_train, y_train, x_test, y_test (missing: x_train, y_train, x_test, y_test) or one "
      "set as x and y"),
@@ -216,7 +222,8 @@ def test_compare_on_an_npz_runs_reports_and_refuses_a_resume_on_changed_data(tmp
     first = _metrics(out)
     with Store.in_dir(out, readonly=True) as store:
         config = store.study().config
-    assert config["dataset"] == str(npz.resolve()) and config["dataset_options"]["sha256"] == files.digest(npz)
+    assert config["dataset"] == str(npz.resolve())
+    assert config["dataset_options"]["sha256"] == files.digest(npz)
     # Resuming a finished study changes nothing.
     assert _invoke(["compare", "--resume", out, "--no-report"]).exit_code == 0
     assert _metrics(out) == first
@@ -231,7 +238,8 @@ def test_compare_on_an_npz_runs_reports_and_refuses_a_resume_on_changed_data(tmp
         text = " ".join(result.output.split())
         assert result.exit_code == 2, result.output
         assert f"data file '{npz.resolve()}' has changed since the study" in text
-        assert files.digest(npz) in text and config["dataset_options"]["sha256"] in text
+        assert files.digest(npz) in text
+        assert config["dataset_options"]["sha256"] in text
     assert _metrics(out) == first  # nothing stored was touched
 
 
@@ -257,7 +265,8 @@ def test_compare_on_a_csv_with_a_factory_from_a_package_made_on_the_fly(tmp_path
     with Store.in_dir(out, readonly=True) as store:
         config = store.study().config
         assert all(r.status == "finished" for r in store.runs())
-    assert config["model"] == "mypkg.nets:build" and config["dataset_options"]["target"] == "label"
+    assert config["model"] == "mypkg.nets:build"
+    assert config["dataset_options"]["target"] == "label"
     # The recorded study resumes from another folder: the data path is absolute.
     monkeypatch.chdir(package)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -276,9 +285,11 @@ def test_regression_targets_train_with_mse_and_rank_by_test_loss(tmp_path):
     assert result.exit_code == 0, result.output
     assert "ranked by test loss (regression)" in result.output
     res = initlab.CompareResult.load(out)
-    assert res.config["train"]["loss"] == "mse" and res.metric == "val_loss"
+    assert res.config["train"]["loss"] == "mse"
+    assert res.metric == "val_loss"
     losses = [r.test_loss.mean for r in res.rows]
-    assert losses == sorted(losses) and all(r.test_acc.n == 0 for r in res.rows)
+    assert losses == sorted(losses)
+    assert all(r.test_acc.n == 0 for r in res.rows)
 
 
 # -- from Python -----------------------------------------------------------------------------------------------------
@@ -353,13 +364,19 @@ def test_changed_arrays_into_the_same_folder_are_refused(tmp_path):
 def test_the_result_has_rows_a_dataframe_and_a_rich_display(tmp_path):
     res = initlab.compare(model="mlp:16", data=_blobs(), inits=["he_normal", "zeros"], seeds=2, epochs=3,
                           out=tmp_path / "s", batch_size=32)  # fmt: skip
-    assert [row["rank"] for row in res.table] == [1, 2] and res.best == res.table[0]["arm"]
+    assert [row["rank"] for row in res.table] == [1, 2]
+    assert res.best == res.table[0]["arm"]
     frame = res.to_pandas()
-    assert list(frame["arm"]) == [r.arm for r in res.rows] and frame.loc[1, "test_acc"] == res.rows[0].test_acc.mean
-    assert set(res.curves) == {"he_normal", "zeros"} and [e for e, _ in res.curves["zeros"]] == [1, 2, 3]
+    assert list(frame["arm"]) == [r.arm for r in res.rows]
+    assert frame.loc[1, "test_acc"] == res.rows[0].test_acc.mean
+    assert set(res.curves) == {"he_normal", "zeros"}
+    assert [e for e, _ in res.curves["zeros"]] == [1, 2, 3]
     page = res._repr_html_()
-    assert "<table>" in page and "he_normal" in page and 'src="data:image/png;base64,' in page
-    assert "he_normal" in repr(res) and "test acc %" in repr(res)
+    assert "<table>" in page
+    assert "he_normal" in page
+    assert 'src="data:image/png;base64,' in page
+    assert "he_normal" in repr(res)
+    assert "test acc %" in repr(res)
 
 
 def test_bad_python_data_and_models_are_named(tmp_path):
