@@ -182,3 +182,76 @@ def assert_renders_cleanly(url: str, screenshot: Path, images: int) -> dict[str,
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert screenshot.stat().st_size > 10_000
     return seen
+
+
+class Page:
+    """One page in headless Chromium that a test drives: navigate, evaluate JavaScript, poll, take screenshots,
+    and read the console errors and network requests recorded so far. Use as a context manager."""
+
+    def __init__(self, width: int = 1400, height: int = 1000) -> None:
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        if binary is None:
+            pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+        self._profile = tempfile.TemporaryDirectory(prefix="initlab-chromium-")
+        self.browser = Chromium(binary, Path(self._profile.name))
+        target = self.browser.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.browser.send(f"{domain}.enable", self.session)
+        self.browser.send("Emulation.setDeviceMetricsOverride", self.session, width=width, height=height,
+                          deviceScaleFactor=1, mobile=False)  # fmt: skip
+        self.browser.events.clear()
+
+    def __enter__(self) -> Page:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.browser.close()
+        self._profile.cleanup()
+
+    def goto(self, url: str, timeout: float = 30.0) -> None:
+        with self.browser._cond:
+            self.browser.events[:] = [e for e in self.browser.events if e["method"] != "Page.loadEventFired"]
+        self.browser.send("Page.navigate", self.session, url=url)
+        self.browser.wait_event("Page.loadEventFired", timeout=timeout)
+
+    def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
+        """The value of a JavaScript expression (promises awaited); a thrown exception raises RuntimeError."""
+        reply = self.browser.send("Runtime.evaluate", self.session, timeout=timeout, expression=expression,
+                                  returnByValue=True, awaitPromise=True)  # fmt: skip
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression[:80]!r} threw: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0, interval: float = 0.05) -> Any:
+        """Poll ``expression`` until it is truthy; return its value (TimeoutError with the last value otherwise)."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"{expression!r} stayed falsy for {timeout} s (last value {value!r})")
+
+    def screenshot(self, path: Path) -> Path:
+        shot = self.browser.send("Page.captureScreenshot", self.session, format="png", captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Uncaught exceptions, console errors and log errors so far."""
+        events = list(self.browser.events)
+        out = [e["params"] for e in events if e["method"] == "Runtime.exceptionThrown"]
+        console = [e["params"] for e in events if e["method"] == "Runtime.consoleAPICalled"]
+        out += [c for c in console if c["type"] in ("error", "assert")]
+        log = [e["params"]["entry"] for e in events if e["method"] == "Log.entryAdded"]
+        out += [entry for entry in log if entry["level"] == "error"]
+        return out
+
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in list(self.browser.events)
+                if e["method"] == "Network.requestWillBeSent"]  # fmt: skip

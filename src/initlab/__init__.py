@@ -2,7 +2,8 @@
 
 The exact catalog of initializers (Keras' set and torch's) with correct fans for every layout, whole-model schemes
 (``initialize``), diagnostics, real datasets and model builders; studies live in :mod:`initlab.studies`.
-``initlab.compare(model=..., data=..., inits=[...])`` runs a study in one call.
+``initlab.compare(model=..., data=..., inits=[...])`` runs a study in one call and ``initlab.audit(model)`` checks
+how a model is initialized.
 
 The names below are loaded on first use (PEP 562): ``import initlab`` itself imports neither torch nor anything else
 heavy, so that ``initlab --help`` answers at once. ``initlab.HeNormal`` imports the catalog (and torch) the first time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from initlab import data, models, theory
+    from initlab.auditing import Audit, audit
     from initlab.catalog import (
         TRUNCATED_STD_FACTOR,
         CatalogEntry,
@@ -81,6 +83,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Fans", "Layout", "compute_fans"), "initlab.fans"),
     **dict.fromkeys(("gain", "numeric_gain"), "initlab.gains"),
     **dict.fromkeys(("compare", "CompareResult"), "initlab.comparing"),
+    **dict.fromkeys(("audit", "Audit"), "initlab.auditing"),
 }
 #: Submodules served as attributes (``initlab.catalog`` is also callable: ``initlab.catalog()`` lists it).
 _SUBMODULES = ("catalog", "coordcheck", "data", "models", "mup", "theory")
@@ -101,12 +104,9 @@ def __getattr__(name: str) -> Any:
         )
         return getattr(importlib.import_module("initlab.studies"), name)
     elif name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from initlab.about import installed_version
 
-        try:
-            value = version("initlab")
-        except PackageNotFoundError:  # running from a source tree that was not installed
-            value = "0.0.0+unknown"
+        value = installed_version()
     else:
         raise AttributeError(f"module 'initlab' has no attribute {name!r}")
     globals()[name] = value
@@ -120,6 +120,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "LSUV",
     "TRUNCATED_STD_FACTOR",
+    "Audit",
     "CatalogEntry",
     "CompareResult",
     "Comparison",
@@ -157,6 +158,7 @@ __all__ = [
     "XavierUniform",
     "Zeros",
     "__version__",
+    "audit",
     "catalog",
     "compare",
     "compare_diagnoses",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from initlab.studies import ArmSummary, Study
+    from initlab.studies.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +230,17 @@ class CompareResult:
     rows: tuple[ArmSummary, ...]
     curves: Mapping[str, tuple[tuple[int, float], ...]]
     metric: str  # "val_acc" or "val_loss": what `curves` holds
+    verdict: Verdict  # best, indistinguishable from it, failed and why (initlab.studies.verdict)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> CompareResult:
         """The result of the study in ``folder``."""
         from initlab.studies import Store, summarize
+        from initlab.studies.verdict import verdict
 
         with Store.in_dir(folder, readonly=True) as store:
             rows = tuple(summarize(store))
+            found = verdict(store, rows)
             config = store.study().config
             arm_of = {r.run_id: r.arm for r in store.runs()}
             epochs = store.epochs()
@@ -250,7 +254,7 @@ class CompareResult:
             arm: tuple((epoch, float(np.mean(v))) for epoch, v in sorted(by_epoch.items()))
             for arm, by_epoch in sums.items()
         }
-        return cls(Path(folder), config, rows, curves, metric)
+        return cls(Path(folder), config, rows, curves, metric, found)
 
     def study(self) -> Study:
         """The study as recorded (what ``initlab compare --resume FOLDER`` continues)."""
@@ -309,7 +313,7 @@ class CompareResult:
         rows = [self._HEADER, *self._text_rows()]
         widths = [max(len(row[i]) for row in rows) for i in range(len(self._HEADER))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-        return f"CompareResult({str(self.folder)!r})\n" + "\n".join(lines)
+        return f"CompareResult({str(self.folder)!r})\n" + "\n".join([*lines, *self.verdict.sentences()])
 
     def _repr_html_(self) -> str:
         """Jupyter's display: the ranked table and a figure of the learning curves (an inline PNG)."""
@@ -320,9 +324,10 @@ class CompareResult:
         title = html.escape(f"{self.config.get('name', 'study')} on {self.config.get('dataset')}")
         figure = self._curves_png()
         img = f'<img alt="learning curves" src="data:image/png;base64,{figure}"/>' if figure else ""
+        said = "".join(f"<li>{html.escape(line)}</li>" for line in self.verdict.sentences())
         return (
             f'<div class="initlab-compare"><p><b>{title}</b>: {html.escape(str(self.folder))}</p>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{img}</div>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{said}</ul>{img}</div>"
         )
 
     def _curves_png(self) -> str:

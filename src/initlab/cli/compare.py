@@ -160,15 +160,9 @@ def compare_command(
     train: dict[str, Any] = dict(epochs=epochs, steps=steps, schedule=schedule, loss=loss, precision=precision,
                                  target_accuracy=target)  # fmt: skip
     try:
-        flags = dict(  # each a comma-separated list and what its values are
-            lr=(lr, float),
-            batch_size=(batch_size, int),
-            optimizer=(optimizer, str),
-            momentum=(momentum, float),
-            scale=(scale, float),
-            width=(width, int),
-            depth=(depth, int),
-        )
+        # Each a comma-separated list and what its values are.
+        flags = dict(lr=(lr, float), batch_size=(batch_size, int), optimizer=(optimizer, str), momentum=(momentum,
+                     float), scale=(scale, float), width=(width, int), depth=(depth, int))  # fmt: skip
         sweep = _axes(train, **flags)
         dev = _resolve_device(device)
         dataset, dataset_options = _data_flags(dataset, data_file, target_column, task)
@@ -179,17 +173,9 @@ def compare_command(
             study, folder = _resumed(resume, {**given, "config": config}), resume
         else:
             base = Study.from_toml(config) if config is not None else Study.quick_article()
-            study = base.with_overrides(
-                name=name,
-                dataset=dataset,
-                dataset_options=dataset_options,
-                model=model,
-                inits=inits,
-                seeds=seeds,
-                train=train,
-                sweep=sweep,
-                parametrization=parametrization,
-            )
+            study = base.with_overrides(name=name, dataset=dataset, dataset_options=dataset_options, model=model,
+                                        inits=inits, seeds=seeds, train=train, sweep=sweep,
+                                        parametrization=parametrization)  # fmt: skip
             study = pinned(study)  # a data file: its absolute path and content hash, part of the folder's name
             folder = out or DEFAULT_ROOT / f"{study.name}-{study.fingerprint()}"
         check_study(study, executor=executor, address=address)  # stop on a typo before anything is printed
@@ -261,9 +247,11 @@ def show_summary(folder: Path) -> tuple[int, int]:
     runs."""
     from initlab.studies import Store, summarize
     from initlab.studies.summary import best_per_arm
+    from initlab.studies.verdict import verdict
 
     with Store.in_dir(folder, readonly=True) as store:
         rows = summarize(store)
+        found = verdict(store, rows)
         config = store.study().config
         target = config["train"]["target_accuracy"]
         failed = [r for r in store.runs() if r.status == "failed"]
@@ -292,6 +280,8 @@ def show_summary(folder: Path) -> tuple[int, int]:
     console.print(table)
     for arm, row in best.items():
         console.print(f"best of {escape(arm)}: {escape(row.arm)}, {row.test_acc.text(100.0)}%", highlight=False)
+    for line in found.sentences():
+        console.print(escape(line), highlight=False, soft_wrap=True)
     for r in failed:
         console.print(f"[red]failed[/] {escape(r.run_id)}: {escape(r.message or '')}")
     console.print(f"study folder: {folder}  (resume with: initlab compare --resume {folder})")

@@ -69,6 +69,8 @@ def _resolve_out(study_dir: Path, out: str | os.PathLike[str] | None, html_name:
 
 # Accuracies in percent can only lie in [0, 100]; a t-interval over two seeds (t = 12.7) often reaches past them.
 _ACCURACY_RANGE = (0.0, 100.0)
+# Losses (cross-entropy, BCE, squared error) are never negative.
+_LOSS_RANGE = (0.0, math.inf)
 
 
 def _ci(stat: Stat, scale: float = 1.0, digits: int = 2, clip: tuple[float, float] | None = None) -> str:
@@ -99,7 +101,7 @@ def _ranked_rows(summary: Iterable[ArmSummary]) -> list[dict[str, Any]]:
             acc=r.test_acc.text(100.0),
             acc_ci=_ci(r.test_acc, 100.0, clip=_ACCURACY_RANGE),
             loss=r.test_loss.text(digits=3),
-            loss_ci=_ci(r.test_loss, digits=3),
+            loss_ci=_ci(r.test_loss, digits=3, clip=_LOSS_RANGE),
             reach=_reach(r),
             diverged=f"{r.diverged}/{r.runs}" if r.diverged else "0",
             failed=str(r.failed),
@@ -420,7 +422,7 @@ def render_html(
 ) -> str:
     """The self-contained HTML page of the study report; ``diag_figures`` default to :func:`diagnostic_figures`.
     ``sweep_figures`` (:func:`sweep_figures`) go in the page's sweep section, which a study without a sweep lacks."""
-    import initlab
+    from initlab.about import installed_version
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(STUDY_TEMPLATE)
@@ -452,13 +454,14 @@ def render_html(
         status_counts=", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none",
         target=f"{target:.0%}" if math.isfinite(target) else "target",
         ranked=_ranked_rows(data.summary),
+        verdict=data.verdict.sentences(),
         problems=problems,
         figures=[_figure_dict(f) for f in figures],
         init_errors=[a for a in data.init if a.error],
         diagnostics=_diagnostics(data),
         sweep_figures=[_figure_dict(f) for f in sweep_figures],
         **_sweep_context(data, view),
-        generator_version=initlab.__version__,
+        generator_version=installed_version(),
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
@@ -492,8 +495,12 @@ def render_markdown(data: StudyData, figures: list[Figure]) -> str:
         f"- initlab {meta.get('initlab', '?')}, torch {meta.get('torch', '?')}, Python {meta.get('python', '?')}",
         f"- machine: {_md_cell(_machine(meta))}",
         "",
+        "## Verdict",
+        "",
+        *(f"- {_md_cell(line)}" for line in data.verdict.sentences()),
+        "",
         f"## Ranked {'configurations' if data.configurations else 'arms'} (mean ± std over seeds; 95% interval: "
-        "Student's t, accuracy's clipped to [0, 100] %: *)",
+        "Student's t, clipped to [0, 100] % or [0, ∞): *)",
         "",
         f"| # | {'configuration' if data.configurations else 'arm'} | test acc (%) | 95% interval | test loss | "
         f"95% interval | epochs to {target} | diverged |",

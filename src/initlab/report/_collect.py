@@ -18,6 +18,7 @@ import numpy as np
 from initlab.store import EpochRecord, RunRecord, Store, StudyRecord
 from initlab.studies import ArmSummary, Study, summarize
 from initlab.studies import sweep as sweeps
+from initlab.studies.verdict import Verdict, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class StudyData:
     runs: list[RunRecord]
     epochs: dict[str, list[EpochRecord]]  # by run_id, in epoch order
     summary: list[ArmSummary]  # ranked, from initlab.studies.summarize
+    verdict: Verdict  # best, indistinguishable, failed and why (initlab.studies.verdict)
     # Labels in the study's order (legend and colour order, stable between reports); with a sweep, every
     # configuration's label, as the runs are stored under them.
     arms: list[str]
@@ -132,6 +134,7 @@ def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
         runs = store.runs()
         epochs = _by_run(store.epochs())
         summary = summarize(store)
+        found = verdict(store, summary)
         diagnostics = store.diagnostics()
     sweep, configurations = _configurations(study.config)
     return StudyData(
@@ -140,6 +143,7 @@ def collect(study_dir: str | Path, *, with_init: bool = True) -> StudyData:
         runs=runs,
         epochs=epochs,
         summary=summary,
+        verdict=found,
         arms=_arm_order(study.config, runs, configurations),
         target_accuracy=float(study.config.get("train", {}).get("target_accuracy", math.nan)),
         init=initial_weights(study.config, runs) if with_init else [],

@@ -201,7 +201,7 @@ def _rows(series: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any
 
 def render_diagnosis_html(series: Sequence[tuple[str, Mapping[str, Any]]], figures: list[Figure], title: str) -> str:
     """The self-contained HTML page of a diagnosis report."""
-    import initlab
+    from initlab.about import installed_version
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     low, high = ISOMETRY_BAND
@@ -216,7 +216,7 @@ def render_diagnosis_html(series: Sequence[tuple[str, Mapping[str, Any]]], figur
             dict(title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1])
             for f in figures
         ],
-        generator_version=initlab.__version__,
+        generator_version=installed_version(),
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 

@@ -55,6 +55,11 @@ STUDY_TEMPLATE = (
 <h1>Study report: {{ study.name }}</h1>
 <p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }} from <code>{{ study_dir }}</code>.</p>
 
+<section id="verdict">
+<h2>Verdict</h2>
+<ul>{% for line in verdict %}<li>{{ line }}</li>{% endfor %}</ul>
+</section>
+
 <h2>What ran</h2>
 <dl class="meta">
 <dt>data set</dt><dd>{{ config.dataset }}{% if config.dataset_options %} {{ config.dataset_options }}{% endif %}
@@ -79,8 +84,8 @@ STUDY_TEMPLATE = (
 <h2>Ranked {{ "configurations" if sweep else "arms" }}</h2>
 <p>Ranked by mean final test accuracy over seeds. Values are mean ± sample standard deviation over the finished runs;
 the 95% interval is Student's t over seeds (n − 1 degrees of freedom), shown when there are at least two runs;
-for accuracies it is clipped to [0, 100] %, the range an accuracy can take (with few seeds the t interval can
-reach past it), and an interval marked * was clipped.
+it is clipped to the range its quantity can take, [0, 100] % for accuracies and [0, ∞) for losses (with few seeds
+the t interval can reach past it), and an interval marked * was clipped.
 Epochs to target: mean epoch at which validation accuracy first reached {{ target }}, over the runs that did.
 Diverged runs have no test metrics and do not enter the means.</p>
 <table id="ranked">

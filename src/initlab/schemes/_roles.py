@@ -19,6 +19,7 @@ RNN, LSTM, GRU (and their cells)       weight_ih_l*        weight, one block per
                                        bias_ih_l*          bias, one block per gate
                                        bias_hh_l*          recurrent_bias, one block per gate
                                        weight_hr_l*        recurrent_weight (LSTM projection, ``proj_size > 0``)
+transformers' Conv1D (GPT-2)           weight, bias        weight ``(in, out)``, ``Layout("keras")``; bias
 MultiheadAttention                     in_proj_weight      weight, blocks q, k, v (each ``(E, E)``)
                                        q/k/v_proj_weight   weight, block q, k or v (``kdim``/``vdim`` differ from E)
                                        in_proj_bias        bias, blocks q, k, v
@@ -125,6 +126,13 @@ def slots(model: nn.Module) -> list[Slot]:
     return out
 
 
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """Whether ``module`` is Hugging Face's ``transformers.pytorch_utils.Conv1D`` (found by its class's module and
+    name, so that transformers is never imported here)."""
+    cls = type(module)
+    return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers.")
+
+
 def _param_slots(name: str, module_name: str, module: nn.Module, pname: str, param: torch.Tensor) -> Iterator[Slot]:
     def one(role: Role, layout: Layout | None = None) -> Iterator[Slot]:
         yield Slot(name, module_name, module, pname, role, layout or Layout("torch"))
@@ -134,6 +142,12 @@ def _param_slots(name: str, module_name: str, module: nn.Module, pname: str, par
         for i, block in enumerate(names):
             yield Slot(name, module_name, module, pname, role, Layout("torch"), block, (i * size, (i + 1) * size))
 
+    if _is_hf_conv1d(module):
+        # Hugging Face's GPT-2 Conv1D computes x @ W + b with W stored (in, out): Keras' layout, fan-in = shape[0].
+        if pname == "weight":
+            return one("weight", Layout("keras"))
+        if pname == "bias":
+            return one("bias")
     if isinstance(module, nn.Bilinear):
         if pname == "weight":
             # y_k = x1ᵀ W_k x2: every output sums in1·in2 products, so that is its fan-in (torch's own default uses

@@ -129,7 +129,8 @@ class Population:
         self._views: dict[str, list[torch.Tensor]] | None = None
         self._start_optimizer([settings.lr] * self.size, [None] * self.size)
         self.dropout = _has_dropout(self.base)
-        self.fast = stacked.supports(self.base)
+        # The stacked fast path computes in float32; float64 models (exact reproductions) take the general path.
+        self.fast = stacked.supports(self.base) and all(p.dtype == torch.float32 for p in self.params.values())
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -291,8 +292,8 @@ class Population:
         return yy
 
     def losses(self, out: torch.Tensor, y: torch.Tensor, *, per_model: bool = False) -> torch.Tensor:
-        """Each model's mean loss over the batch, shape (N,); computed in float32."""
-        out = out.float()
+        """Each model's mean loss over the batch, shape (N,); computed in float32, or float64 for float64 models."""
+        out = out if out.dtype == torch.float64 else out.float()
         n, b = out.shape[0], out.shape[1]
         yy = self._targets(out, y, per_model)
         if self.settings.loss == "cross_entropy":
