@@ -1,9 +1,12 @@
-"""Model builders: a spec string, a :class:`ModelSpec` or a factory becomes a plain ``torch.nn.Sequential``.
+"""Model builders: a spec string, a :class:`ModelSpec` or a factory becomes a model.
 
-Every model is a flat ``nn.Sequential`` of ``nn.Linear``/``nn.Conv*`` layers, each followed (in module order) by its
-normalization, its activation module, pooling and dropout, so other parts of initlab find a layer's activation by
-walking the modules in order. A ``linear`` activation adds no module. The last layer returns logits (no softmax:
-use ``nn.CrossEntropyLoss``), with ``num_classes`` outputs, or 1 for regression (``num_classes=None``).
+``mlp``, ``cnn`` and ``cnn1d`` build plain ``torch.nn.Sequential`` models; ``resmlp``, ``resnet`` and ``transformer``
+build the residual networks of :mod:`initlab.nets`, whose blocks declare their branches (:func:`structure`).
+
+Every Sequential model is a flat ``nn.Sequential`` of ``nn.Linear``/``nn.Conv*`` layers, each followed (in module
+order) by its normalization, its activation module, pooling and dropout, so other parts of initlab find a layer's
+activation by walking the modules in order. A ``linear`` activation adds no module. The last layer returns logits
+(no softmax: use ``nn.CrossEntropyLoss``), with ``num_classes`` outputs, or 1 for regression (``num_classes=None``).
 
 Spec grammar (:data:`SPEC_GRAMMAR`; every parse error quotes it)::
 
@@ -19,6 +22,25 @@ Spec grammar (:data:`SPEC_GRAMMAR`; every parse error quotes it)::
 - ``keras-mnist``: the network of the MNIST initialization article, ``Flatten -> Dense(256, relu) -> Dropout(0.2)
   -> Dense(128, relu) -> Dropout(0.2) -> Dense(10)``; i.e. ``mlp:256,128;dropout=0.2``. Options override its
   settings (``keras-mnist;act=tanh``); widths cannot be given.
+
+Residual networks (:mod:`initlab.nets`; their specs are :class:`ResMLPSpec`, :class:`ResNetSpec`,
+:class:`TransformerSpec`, and ``docs/residual.md`` describes them)::
+
+    resmlp[:WxD]  resnet[:C1,C2,...]  transformer[:DxL]   [;KEY=VALUE]...
+
+- ``resmlp:64x8`` Flatten, ``Linear(in, 64)``, 8 pre-norm blocks ``x + fc2(act(fc1(norm(x))))``, norm, act, head.
+  Options ``act`` (relu), ``norm`` (none), ``dropout``, ``bias``. Default ``resmlp`` = ``resmlp:64x4``.
+- ``resnet:16,32,64`` He et al.'s CIFAR ResNet for MNIST-sized images: a 3×3 stem, one stage of ``blocks`` basic
+  blocks per width (stride 2 and a 1×1 projection shortcut entering stages 2, 3, ...), global average pooling,
+  head. Options ``blocks`` (2), ``norm`` (batch), ``act`` (relu). Default ``resnet`` = ``resnet:16,32,64``.
+- ``transformer:64x4`` 4 blocks of width 64 (self-attention and an MLP of ``ffn`` × 64 hidden units). Options
+  ``heads`` (4), ``ln`` pre | post | none (pre), ``task`` classify | lm (classify: an encoder read out by the mean
+  over positions; lm: a causal decoder read out at the last position, the next token), ``patch`` (image inputs are
+  cut into patch × patch patches; default: the smallest giving at most 64), ``ffn`` (4), ``act`` (gelu),
+  ``dropout``, ``bias``, ``vocab`` (token inputs: the vocabulary size; default the number of classes, since
+  initlab's sequence tasks share one vocabulary between tokens and labels). Default ``transformer:64x2``.
+
+``norm`` also accepts ``bn`` and ``ln`` (for ``batch`` and ``layer``).
 
 Option values: ``act`` relu | tanh | sigmoid | selu | gelu | leaky_relu | linear (default relu; leaky_relu has
 torch's slope 0.01); ``dropout`` a probability in [0, 1) (0); ``bias`` true | false (true, for every layer);
@@ -40,28 +62,80 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from initlab import factory
+from initlab import factory, nets
+from initlab._residual_specs import (
+    LN_PLACES,
+    RESIDUAL_KINDS,
+    RESIDUAL_SPECS,
+    TASKS,
+    LNPlace,
+    ResidualKind,
+    ResidualSpec,
+    ResMLPSpec,
+    ResNetSpec,
+    Task,
+    TransformerSpec,
+    parse_residual,
+)
+from initlab._spec_base import (
+    ACTIVATIONS,
+    MAX_PARAMETERS,
+    NORMS,
+    SPEC_GRAMMAR,
+    Activation,
+    Norm,
+    SpecError,
+)
+from initlab._spec_base import check_widths as _check_widths
+from initlab._spec_base import format_value as _format_value
+from initlab._spec_base import outputs as _outputs
+from initlab._spec_base import parse_bool as _parse_bool
+from initlab._spec_base import parse_int as _parse_int
+from initlab._spec_base import parse_int_list as _parse_int_list
+from initlab._spec_base import spec_error as _spec_error
 from initlab.checks import check_shape, did_you_mean
 
-Activation = Literal["relu", "tanh", "sigmoid", "selu", "gelu", "leaky_relu", "linear"]
-Norm = Literal["none", "batch", "layer"]
+__all__ = [
+    "ACTIVATIONS",
+    "KINDS",
+    "LN_PLACES",
+    "MAX_PARAMETERS",
+    "NORMS",
+    "POOLS",
+    "PRESETS",
+    "RESIDUAL_KINDS",
+    "SPEC_GRAMMAR",
+    "TASKS",
+    "Activation",
+    "AnySpec",
+    "Kind",
+    "LNPlace",
+    "ModelFactory",
+    "ModelSpec",
+    "Norm",
+    "Pool",
+    "ResMLPSpec",
+    "ResNetSpec",
+    "ResidualKind",
+    "ResidualSpec",
+    "SpecError",
+    "Task",
+    "TransformerSpec",
+    "build",
+    "check",
+    "describe",
+    "is_spec",
+    "parse",
+    "resize",
+    "spec_from_config",
+    "structure",
+]
+
 Pool = Literal["max", "avg", "none"]
 Kind = Literal["mlp", "cnn", "cnn1d"]
 
-ACTIVATIONS: tuple[Activation, ...] = ("relu", "tanh", "sigmoid", "selu", "gelu", "leaky_relu", "linear")
-NORMS: tuple[Norm, ...] = ("none", "batch", "layer")
 POOLS: tuple[Pool, ...] = ("max", "avg", "none")
 KINDS: tuple[Kind, ...] = ("mlp", "cnn", "cnn1d")
-
-SPEC_GRAMMAR = """\
-Model spec grammar: KIND[:W1,W2,...][;KEY=VALUE]...
-  mlp[:W1,W2,...]    dense layers of these widths            e.g. mlp:256,128;act=tanh;dropout=0.2;bias=false;norm=batch
-  cnn:C1,C2,...      2-D conv blocks of these channels        e.g. cnn:32,64;kernel=3;pool=max;head=128
-  cnn1d:C1,C2,...    1-D conv blocks (MNIST-1D)               e.g. cnn1d:32,32;kernel=5;stride=2;pool=none
-  keras-mnist        Dense(256, relu), Dropout(0.2), Dense(128, relu), Dropout(0.2), Dense(classes)
-options: act=relu|tanh|sigmoid|selu|gelu|leaky_relu|linear  dropout=P in [0,1)  bias=true|false  norm=none|batch|layer
-         cnn/cnn1d only: kernel=K  stride=S  pool=max|avg|none  head=W1[,W2...]
-widths are positive integers; input and output sizes come from the data set."""
 
 # Named networks: a preset is a spec string; options after its name override its settings.
 PRESETS: dict[str, str] = {
@@ -91,21 +165,6 @@ _OPTION_ALIASES = {
 
 ModelFactory = Callable[[tuple[int, ...], "int | None"], nn.Module]
 
-#: The most parameters a model spec may build (4 GB of float32), checked on the meta device before allocating.
-MAX_PARAMETERS = 1_000_000_000
-
-
-class SpecError(ValueError):
-    """A model spec that does not parse or does not make sense; the message ends with :data:`SPEC_GRAMMAR`."""
-
-    def __init__(self, spec: object, problem: str) -> None:
-        super().__init__(f"bad model spec {spec!r}: {problem}\n{SPEC_GRAMMAR}")
-        self.problem = problem
-
-
-def _spec_error(spec: object, problem: str) -> SpecError:
-    return SpecError(spec, problem)
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -128,6 +187,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         spec = self.preset or self.kind
+        if self.kind in RESIDUAL_KINDS:
+            name = RESIDUAL_SPECS[self.kind].__name__
+            raise _spec_error(spec, f"a {self.kind} is a {name}, not a ModelSpec: {name}(...) or parse('{self.kind}').")
         if self.kind not in KINDS:
             known = [*KINDS, *PRESETS]
             raise _spec_error(spec, f"unknown kind {self.kind!r}.{did_you_mean(str(self.kind), known)}")
@@ -206,62 +268,7 @@ class ModelSpec:
         return _build_cnn(self, shape, outputs, dims=2 if self.kind == "cnn" else 1)
 
 
-def _format_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def _check_widths(spec: object, name: str, widths: object) -> tuple[int, ...]:
-    if isinstance(widths, int) and not isinstance(widths, bool):
-        widths = (widths,)
-    if isinstance(widths, str) or not isinstance(widths, (tuple, list)):
-        raise _spec_error(spec, f"{name} must be a sequence of positive integers, got {widths!r}.")
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, int):
-            raise _spec_error(spec, f"{name} must be positive integers, got {w!r}.")
-        if w < 1:
-            raise _spec_error(spec, f"{name} must be positive integers, got {w}.")
-    return tuple(widths)
-
-
-def _outputs(num_classes: int | None) -> int:
-    if num_classes is None:
-        return 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer or None (regression), got {num_classes!r}.")
-    return num_classes
-
-
 # ------------------------------------------------------------------------------------------------------------ parsing
-def _parse_int(spec: str, name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise _spec_error(spec, f"{name} {text!r} is not a positive integer.") from None
-    if value < 1:
-        raise _spec_error(spec, f"{name} must be a positive integer, got {value}.")
-    return value
-
-
-def _parse_int_list(spec: str, name: str, text: str) -> tuple[int, ...]:
-    items = [t.strip() for t in text.split(",")]
-    if any(not t for t in items):
-        raise _spec_error(spec, f"{name} {text!r} has an empty entry; write them like 256,128.")
-    return tuple(_parse_int(spec, f"{name} entry" if name == "head" else "width", t) for t in items)
-
-
-def _parse_bool(spec: str, name: str, text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise _spec_error(spec, f"{name}={text!r} is not true or false.")
-
-
 def _parse_option(spec: str, name: str, text: str) -> Any:
     if name in ("act", "norm", "pool"):
         allowed = {"act": ACTIVATIONS, "norm": NORMS, "pool": POOLS}[name]
@@ -283,8 +290,9 @@ def _parse_option(spec: str, name: str, text: str) -> Any:
     raise _spec_error(spec, f"unknown option {name!r}.")  # unreachable: names are checked first
 
 
-def parse(spec: str) -> ModelSpec:
-    """Parse a spec string (see :data:`SPEC_GRAMMAR`) into a :class:`ModelSpec`; ``ValueError`` shows the grammar."""
+def parse(spec: str) -> AnySpec:
+    """Parse a spec string (see :data:`SPEC_GRAMMAR`) into a :class:`ModelSpec`, or a :class:`ResMLPSpec`,
+    :class:`ResNetSpec` or :class:`TransformerSpec` for the residual kinds; ``ValueError`` shows the grammar."""
     if not isinstance(spec, str):
         raise TypeError(f"a model spec string is expected, got {spec!r} of type {type(spec).__name__}.")
     text = spec.strip()
@@ -295,14 +303,19 @@ def parse(spec: str) -> ModelSpec:
     kind = kind_text.strip().lower()
     preset: str | None = None
     base: dict[str, Any] = {}
+    if kind in RESIDUAL_KINDS:
+        return parse_residual(spec, kind, widths_text if colon else None, option_texts)
     if kind in PRESETS:
         if colon:
             raise _spec_error(spec, f"{kind} is a fixed network; it takes options (;act=tanh) but no widths.")
         preset, base_spec = kind, parse(PRESETS[kind])
+        if not isinstance(base_spec, ModelSpec):
+            raise TypeError(f"preset {kind!r} must be an mlp or cnn spec.")  # a preset of a residual kind: not yet
         kind = base_spec.kind
         base = {f.name: getattr(base_spec, f.name) for f in fields(base_spec) if f.name != "preset"}
     elif kind not in KINDS:
-        raise _spec_error(spec, f"unknown kind {kind_text.strip()!r}.{did_you_mean(kind, [*KINDS, *PRESETS])}")
+        known = [*KINDS, *RESIDUAL_KINDS, *PRESETS]
+        raise _spec_error(spec, f"unknown kind {kind_text.strip()!r}.{did_you_mean(kind, known)}")
     else:
         base = {"kind": kind}
         if colon:
@@ -424,13 +437,31 @@ def _build_cnn(spec: ModelSpec, shape: tuple[int, ...], outputs: int, *, dims: i
     return nn.Sequential(*layers)
 
 
+AnySpec = ModelSpec | ResMLPSpec | ResNetSpec | TransformerSpec
+
+
+def spec_from_config(config: Mapping[str, Any]) -> AnySpec:
+    """The spec of a config dict (``spec.get_config()``): a :class:`ModelSpec` or a residual spec, by ``kind``."""
+    kind = config.get("kind")
+    if kind in RESIDUAL_SPECS:
+        return RESIDUAL_SPECS[kind].from_config(config)
+    return ModelSpec.from_config(config)
+
+
+def structure(model: nn.Module) -> nets.Structure:
+    """The declared residual structure of a model built from a residual spec: its blocks and branches, each branch's
+    last layer, the residual stream's output projections, the embeddings, the norms and the head
+    (:func:`initlab.nets.structure`; ``StructureError`` for a model that declares none)."""
+    return nets.structure(model)
+
+
 def build(
-    spec: str | ModelSpec | Mapping[str, Any] | ModelFactory,
+    spec: str | AnySpec | Mapping[str, Any] | ModelFactory,
     *,
     input_shape: tuple[int, ...] | torch.Size,
     num_classes: int | None,
 ) -> nn.Module:
-    """Build a model from a spec string, a :class:`ModelSpec`, its config dict, or a factory.
+    """Build a model from a spec string, a :class:`ModelSpec` or residual spec, its config dict, or a factory.
 
     ``input_shape`` is one sample's shape (``Dataset.input_shape``) and ``num_classes`` the number of outputs
     (``Dataset.num_classes``; ``None`` gives one regression output). A factory is called as
@@ -440,10 +471,10 @@ def build(
         if not is_spec(spec):
             return build(factory.load_factory(spec), input_shape=input_shape, num_classes=num_classes)
         return parse(spec).build(input_shape, num_classes)
-    if isinstance(spec, ModelSpec):
+    if isinstance(spec, (ModelSpec, *RESIDUAL_SPECS.values())):
         return spec.build(input_shape, num_classes)
     if isinstance(spec, Mapping):
-        return ModelSpec.from_config(spec).build(input_shape, num_classes)
+        return spec_from_config(spec).build(input_shape, num_classes)
     if isinstance(spec, nn.Module):
         raise TypeError(
             f"build() takes a spec or a factory, not a built {type(spec).__name__}: wrap it as "
@@ -466,11 +497,23 @@ def resize(spec: str, *, width: int | None = None, depth: int | None = None) -> 
     What a study sweeps when it varies width or depth: the architecture must have equal hidden widths (``mlp:64,64``,
     ``cnn:32,32``) so that "the width" and "the depth" mean one thing; ``None`` keeps the spec's own value. Every
     other option (activation, dropout, norm, ...) is kept.
+
+    Residual specs: ``resmlp:WxD`` and ``transformer:WxD`` take ``width`` as W and ``depth`` as D; ``resnet`` takes
+    ``width`` as its first stage's channels, the other stages scaled in proportion, and ``depth`` as its blocks per
+    stage.
     """
     if not is_spec(spec):
         raise ValueError(f"--model {spec!r} is a factory of your own, whose width and depth initlab cannot change; "
                          "width and depth sweeps and muP need a model spec such as mlp:64,64.")  # fmt: skip
     parsed = parse(spec)
+    if not isinstance(parsed, ModelSpec):
+        for name, value in (("width", width), ("depth", depth)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise _spec_error(spec, f"{name} must be a positive integer, got {value!r}.")
+        try:
+            return str(parsed.resized(width, depth))
+        except SpecError as exc:
+            raise _spec_error(spec, exc.problem) from None
     widths = parsed.widths
     if (width is not None or depth is not None) and len(set(widths)) > 1:
         raise _spec_error(
@@ -491,7 +534,7 @@ def resize(spec: str, *, width: int | None = None, depth: int | None = None) -> 
 
 def is_spec(text: str) -> bool:
     """Whether ``text`` is a model spec (``mlp:64``, ``keras-mnist``) rather than an import path of a factory."""
-    return not factory.is_import_path(text, kinds=(*KINDS, *PRESETS))
+    return not factory.is_import_path(text, kinds=(*KINDS, *RESIDUAL_KINDS, *PRESETS))
 
 
 def check(spec: str) -> None:
@@ -503,14 +546,14 @@ def check(spec: str) -> None:
         factory.load_factory(spec)
 
 
-def describe(spec: str | ModelSpec | Mapping[str, Any] | ModelFactory) -> str:
+def describe(spec: str | AnySpec | Mapping[str, Any] | ModelFactory) -> str:
     """The canonical text of a spec (a preset keeps its name), the import path of a factory, or a factory's
     qualified name."""
     if isinstance(spec, str) and not is_spec(spec):
         return spec.strip()
-    if isinstance(spec, (str, ModelSpec)):
+    if isinstance(spec, (str, ModelSpec, *RESIDUAL_SPECS.values())):
         parsed = parse(spec) if isinstance(spec, str) else spec
-        return parsed.preset or str(parsed)
+        return getattr(parsed, "preset", None) or str(parsed)
     if isinstance(spec, Mapping):
-        return str(ModelSpec.from_config(spec))
+        return str(spec_from_config(spec))
     return getattr(spec, "__qualname__", repr(spec))

@@ -27,9 +27,9 @@ class RawSplit:
 class Dataset:
     """One split of a data set as tensors, with what was done to it and where it came from.
 
-    ``x`` is float32 of shape ``(n, *input_shape)``; ``y`` is int64 class labels of shape ``(n,)`` (or float32
-    regression targets when ``num_classes`` is ``None``). ``config()`` holds the arguments that rebuild it with
-    :func:`initlab.data.load`.
+    ``x`` is float32 of shape ``(n, *input_shape)`` (int64 token ids, never normalized, for the sequence tasks);
+    ``y`` is int64 class labels of shape ``(n,)`` (or float32 regression targets when ``num_classes`` is ``None``).
+    ``config()`` holds the arguments that rebuild it with :func:`initlab.data.load`.
     """
 
     x: torch.Tensor

@@ -19,6 +19,7 @@ from initlab.data import files as _files
 from initlab.data import mnist as _mnist
 from initlab.data import mnist1d as _mnist1d
 from initlab.data import normalize as _normalize
+from initlab.data import sequences as _sequences
 from initlab.data import toy as _toy
 from initlab.data._base import SPLITS, Dataset, RawSplit, Split
 from initlab.data.normalize import NORMALIZE_KINDS, Normalization, NormalizeKind, NormalizePer
@@ -42,6 +43,7 @@ class DatasetInfo:
     options: Mapping[str, Any] = field(default_factory=dict)  # the data set's own options and their defaults
     seeded: bool = False  # True when `seed` changes the samples; fixed data sets ignore it
     default_seed: int | None = None
+    tokens: bool = False  # True: inputs are int64 token ids, which are never normalized nor cast to float
 
 
 def _read_mnist(splits: Sequence[str], seed: int | None, options: Mapping[str, Any]) -> list[RawSplit]:
@@ -69,6 +71,13 @@ def _read_digits(splits: Sequence[str], seed: int | None, options: Mapping[str, 
 
 def _read_mnist1d(splits: Sequence[str], seed: int | None, options: Mapping[str, Any]) -> list[RawSplit]:
     return [_mnist1d.read(s, _mnist1d.DEFAULT_SEED if seed is None else seed) for s in splits]
+
+
+def _sequence_reader(name: str) -> Reader:
+    def read(splits: Sequence[str], seed: int | None, options: Mapping[str, Any]) -> list[RawSplit]:
+        return [_sequences.read(name, s, _sequences.DEFAULT_SEED if seed is None else seed, options) for s in splits]
+
+    return read
 
 
 def _toy_reader(name: str) -> Reader:
@@ -139,6 +148,21 @@ DATASETS: dict[str, DatasetInfo] = {
         seeded=True,
         default_seed=_toy.DEFAULT_SEED,
     ),
+    **{
+        name: DatasetInfo(
+            name,
+            _sequences.DESCRIPTIONS[name],
+            _sequences.input_shape(name, _sequences.OPTIONS[name]),
+            _sequences.num_classes(name, _sequences.OPTIONS[name]),
+            _sequences.split_sizes(_sequences.OPTIONS[name]) if name == "modadd" else None,
+            "generated",
+            _sequences.OPTIONS[name],
+            seeded=True,
+            default_seed=_sequences.DEFAULT_SEED,
+            tokens=True,
+        )
+        for name in _sequences.SEQUENCE_NAMES
+    },
 }
 NAMES: tuple[str, ...] = tuple(DATASETS)
 
@@ -147,6 +171,7 @@ _READERS: dict[str, Reader] = {
     "digits": _read_digits,
     "mnist1d": _read_mnist1d,
     **{name: _toy_reader(name) for name in (*_toy.TOY_NAMES, "gaussian")},
+    **{name: _sequence_reader(name) for name in _sequences.SEQUENCE_NAMES},
 }
 
 _UNSET: Any = object()
@@ -173,6 +198,8 @@ def _resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"path must be a str or a path, got {merged['path']!r}.")
     elif name in _toy.OPTIONS:
         merged = _toy.check_options(name, merged)
+    elif name in _sequences.OPTIONS:
+        merged = _sequences.check_options(name, merged)
     return merged
 
 
@@ -215,8 +242,10 @@ def load(
     """Load one split of a data set as tensors, offline, with its inputs normalized.
 
     Args:
-        name: ``mnist``, ``digits``, ``mnist1d``, ``circles``, ``moons``, ``spiral``, ``gaussians``, ``xor`` or
-            ``gaussian`` (see :data:`DATASETS`, or ``initlab data list``).
+        name: ``mnist``, ``digits``, ``mnist1d``, ``circles``, ``moons``, ``spiral``, ``gaussians``, ``xor``,
+            ``gaussian``, or the sequence tasks ``modadd``, ``copy``, ``reverse``, ``recall``, whose inputs are
+            int64 token ids and are never normalized (:mod:`initlab.data.sequences`; see :data:`DATASETS`, or
+            ``initlab data list``).
         split: ``train``, ``val``, ``test``, or ``train+val`` (their union: MNIST's classic 60,000).
         seed: the generator seed of a generated set (``None``: the set's default: 42 for mnist1d, the published
             data set, 0 for the others). MNIST and digits have fixed samples and splits and do not use it.
@@ -243,6 +272,7 @@ def load(
     resolved = _resolve_options(name, options)
     seed_used = _resolve_seed(info_, seed)
     kind = _resolve_kind(standardize, normalize)
+    kind = None if info_.tokens else kind  # token ids are categories: never normalized
     reader = _READERS[name]
 
     if kind is None:
@@ -260,13 +290,15 @@ def load(
 
     if name in _toy.OPTIONS:
         classes, shape = _toy.num_classes(name, resolved), _toy.input_shape(name, resolved)
+    elif name in _sequences.OPTIONS:
+        classes, shape = _sequences.num_classes(name, resolved), _sequences.input_shape(name, resolved)
     else:
         classes, shape = info_.num_classes, info_.input_shape
     y = raw.y.to(torch.int64) if classes is not None else raw.y.to(torch.float32)
     if name == "mnist" and resolved["path"] is not None:
         resolved["path"] = str(Path(resolved["path"]).expanduser())
     return Dataset(
-        x=x.to(torch.float32).contiguous(),
+        x=x.contiguous() if info_.tokens else x.to(torch.float32).contiguous(),
         y=y,
         name=name,
         split=split,

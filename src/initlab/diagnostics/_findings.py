@@ -266,7 +266,9 @@ def _signal(layers: Sequence[LayerStats], input_std: float | None) -> list[Findi
         if not hit:
             continue
         worst = drift.worst(ratios)
-        text = message.format(threshold=threshold, span=_span(hit), worst=_g(worst), factor=_g(factor), n=len(layers))
+        depth = ratios.index(worst) + 1  # the factor per layer that compounds to the worst ratio where it occurs
+        text = message.format(threshold=threshold, span=_span(hit), worst=_g(worst),
+                              factor=_g(per_layer_factor(worst, depth)), n=depth)  # fmt: skip
         out.append(
             Finding(
                 kind,
