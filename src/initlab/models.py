@@ -448,11 +448,12 @@ def spec_from_config(config: Mapping[str, Any]) -> AnySpec:
     return ModelSpec.from_config(config)
 
 
-def structure(model: nn.Module) -> nets.Structure:
-    """The declared residual structure of a model built from a residual spec: its blocks and branches, each branch's
-    last layer, the residual stream's output projections, the embeddings, the norms and the head
-    (:func:`initlab.nets.structure`; ``StructureError`` for a model that declares none)."""
-    return nets.structure(model)
+def structure(model: nn.Module, example: Any = None) -> nets.Structure:
+    """The residual structure of a model: its blocks and branches, each branch's last layer, the residual stream's
+    output projections, the embeddings, the norms and the head (:func:`initlab.nets.structure`). Declared by a model
+    built from a residual spec; read from one traced forward pass on ``example`` for a model that declares nothing
+    (``StructureError`` without an example, or when the model cannot be traced)."""
+    return nets.structure(model, example)
 
 
 def build(

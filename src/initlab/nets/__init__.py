@@ -2,7 +2,9 @@
 
 Build them from a spec (``initlab.models.build("resmlp:64x8", ...)``, ``"resnet:16,32,64"``,
 ``"transformer:64x4;heads=4"``) or directly. Every block names its residual branches and every model its embeddings
-and head, so :func:`structure` lists them exactly (:mod:`initlab.nets._structure`).
+and head, so :func:`structure` lists them exactly (:mod:`initlab.nets._structure`). For a model that declares nothing
+(one from another library), :func:`detect` reads the same structure from a forward pass traced on an example input
+(:mod:`initlab.nets._detect`).
 """
 
 from initlab.nets._layers import FeedForward, SelfAttention

@@ -16,8 +16,8 @@ the networks of :mod:`initlab.nets` declare them:
 
 :func:`structure` reads both and returns a :class:`Structure` of qualified module names (``model.get_submodule(name)``
 gives the module). Normalization modules are found by their type (:data:`initlab.tracing.NORM_TYPES`). A model that
-declares nothing (one from another library) goes to :func:`detect`, the place for a ``torch.fx``-based detection of
-``x + f(x)`` in the traced graph; it is not implemented yet and raises :class:`StructureError`.
+declares nothing (one from another library) goes to :func:`detect`, which reads the same structure from a forward
+pass traced on an example input (:mod:`initlab.nets._detect`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from torch import nn
 
-from initlab.tracing import NORM_TYPES
+from initlab.tracing import NORM_TYPES, ModelInput
 
 
 class StructureError(ValueError):
@@ -92,14 +92,15 @@ class Block:
 class Structure:
     """A model's residual structure (:func:`structure`); every entry a qualified module name.
 
-    ``source`` says how it was found: ``"declared"`` by the model's own declarations (the only source so far).
+    ``source`` says how it was found: ``"declared"`` by the model's own declarations, ``"detected"`` read from a
+    traced forward pass (:func:`detect`).
     """
 
     blocks: tuple[Block, ...]
     embeddings: tuple[str, ...]
     norms: tuple[str, ...]
     head: str | None
-    source: Literal["declared"] = "declared"
+    source: Literal["declared", "detected"] = "declared"
 
     @property
     def branches(self) -> tuple[Branch, ...]:
@@ -149,23 +150,25 @@ def _check_path(model: nn.Module, name: str, what: str, *, parameter: bool = Fal
     return name
 
 
-def structure(model: nn.Module) -> Structure:
+def structure(model: nn.Module, example: ModelInput | None = None) -> Structure:
     """The residual structure of ``model``: its blocks (each branch, the branch's last layer, a norm after it, a gate
     and a shortcut), its embeddings, its normalization modules and its head.
 
     Blocks are the modules that declare branches (:class:`DeclaresBranches`), in ``named_modules()`` order (the
     forward order of every network in :mod:`initlab.nets`); embeddings and the head come from the model's
-    :class:`Declaration`. A model that declares neither is handed to :func:`detect`.
+    :class:`Declaration`. A model that declares neither is handed to :func:`detect`, which traces it on ``example``
+    (an input the model accepts; unused for a model that declares its structure).
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
-        StructureError: nothing is declared (and detection is not available), or a declared name does not exist.
+        StructureError: nothing is declared and no ``example`` was given or the model could not be traced, or a
+            declared name does not exist.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, DeclaresBranches)]
     if not found and not isinstance(model, DeclaresStructure):
-        return detect(model)
+        return detect(model, example)
     blocks = []
     for prefix, module in found:
         branches = []
@@ -193,12 +196,9 @@ def structure(model: nn.Module) -> Structure:
     return Structure(tuple(blocks), embeddings, norms, head)
 
 
-def detect(model: nn.Module) -> Structure:
-    """The residual structure of a model that does not declare it: the place for detection from the traced graph
-    (``torch.fx``: an ``add`` whose operands are a value and a function of it marks a branch, the last weighted
-    node before that ``add`` its last layer). Not implemented yet: raises :class:`StructureError`."""
-    raise StructureError(
-        f"{type(model).__name__} does not declare its residual structure, and initlab does not yet detect it from the "
-        "traced graph. Build the model from a residual spec (resmlp, resnet, transformer; see initlab.models), or give "
-        "its blocks a residual_branches() method and the model a declare_structure() method (initlab.nets)."
-    )
+def detect(model: nn.Module, example: ModelInput | None = None) -> Structure:
+    """The residual structure of a model that does not declare it, read from a forward pass traced on ``example``
+    (``torch.export``): see :func:`initlab.nets._detect.detect` for the algorithm."""
+    from initlab.nets._detect import detect as _detect  # the tracer's module imports this one
+
+    return _detect(model, example)
