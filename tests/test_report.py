@@ -48,11 +48,19 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def report(study_dir: Path) -> Path:
-    return build_report(study_dir)
+    """The interactive report (the default), in a folder of its own."""
+    return build_report(study_dir, study_dir / "interactive")
+
+
+@pytest.fixture(scope="session")
+def static_report(study_dir: Path) -> Path:
+    """The static report (--static: matplotlib PNGs, no script), in the default place."""
+    return build_report(study_dir, static=True)
 
 
 # -- files and contents -------------------------------------------------------------------------------------------
-def test_report_writes_a_self_contained_page_figures_and_a_summary(study_dir: Path, report: Path) -> None:
+def test_static_report_writes_a_self_contained_page_figures_and_a_summary(study_dir: Path, static_report: Path) -> None:
+    report = static_report
     assert report == study_dir / "report" / "report.html"
     folder = report.parent
     pngs = sorted(p.name for p in folder.glob("*.png"))
@@ -86,10 +94,13 @@ def test_report_writes_a_self_contained_page_figures_and_a_summary(study_dir: Pa
     assert "learning_curves.png" in md
 
 
-def test_ranked_table_is_the_summary_in_its_order(study_dir: Path, report: Path) -> None:
+@pytest.mark.parametrize("which", ["interactive", "static"])
+def test_ranked_table_is_the_summary_in_its_order(
+    study_dir: Path, report: Path, static_report: Path, which: str
+) -> None:
     with Store.in_dir(study_dir, readonly=True) as store:
         rows = summarize(store)
-    page = report.read_text(encoding="utf-8")
+    page = (report if which == "interactive" else static_report).read_text(encoding="utf-8")
     table = page.split('<table id="ranked">')[1].split("</table>")[0]
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S) for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)]
     cells = [c for c in cells if c]  # the header row has <th> only
@@ -127,6 +138,10 @@ def test_html_in_names_is_shown_as_text_never_as_markup(report: Path) -> None:
     assert f"<h1>Study report: report {escaped}</h1>" in page
     assert f'<td class="l">{escaped}</td>' in page
     assert f"<title>initlab study report: report {escaped}</title>" in page
+    # In the charts' data the name is JSON with < and > escaped, so it cannot end the script element.
+    data = page.split('<script type="application/json" id="report-data">')[1].split("</script>")[0]
+    assert "<" not in data
+    assert EVIL in json.dumps(json.loads(data), ensure_ascii=False)
     md = (report.parent / "summary.md").read_text(encoding="utf-8")
     assert EVIL not in md
     assert "&lt;script>" in md
@@ -175,6 +190,9 @@ def test_out_may_name_a_folder_or_an_html_file(study_dir: Path, tmp_path: Path) 
     path = build_report(study_dir, tmp_path / "elsewhere" / "my.html")
     assert path == tmp_path / "elsewhere" / "my.html"
     assert path.is_file()
+    assert (path.parent / "summary.md").is_file()
+    assert not list(path.parent.glob("*.png")), "the interactive report writes no figure files"
+    path = build_report(study_dir, tmp_path / "static" / "my.html", static=True)
     assert (path.parent / "learning_curves.png").is_file()
 
 
@@ -230,7 +248,17 @@ def test_stored_diagnoses_are_drawn_per_arm(diagnosed_study: Path, tmp_path: Pat
             assert points == [(epoch, payload) for _, epoch, payload in store.diagnostics(first.run_id)]
             assert points[0][0] == 0
             assert 2 in [epoch for epoch, _ in points]
-    path = build_report(diagnosed_study, tmp_path / "out")
+    interactive = build_report(diagnosed_study, tmp_path / "interactive").read_text(encoding="utf-8")
+    data = json.loads(interactive.split('id="report-data">')[1].split("</script>")[0])
+    diagnosed = next(f for f in data["figures"] if f["id"] == "diagnoses")
+    assert diagnosed["frames"]["values"] == [0, 2]  # one slider position per stored epoch
+    assert [e["key"] for e in diagnosed["legend"]] == data_arms(diagnosed_study)
+    # The std by layer at epoch 0 is the stored diagnosis' own, for every arm's first seed.
+    std = {s["key"]: s["y"] for s in diagnosed["frames"]["panels"][0][0]["series"]}
+    for arm, points in runs.items():
+        stored = [layer["std"] for layer in points[0][1]["layers"]]
+        assert std[arm] == pytest.approx([v if v is None else float(f"{v:.5g}") for v in stored])
+    path = build_report(diagnosed_study, tmp_path / "out", static=True)
     names = {p.name for p in path.parent.glob("*.png")}
     assert {"diagnostics_depth.png", "diagnostics_histograms.png", "diagnostics_over_training.png"} <= names
     page = path.read_text(encoding="utf-8")
@@ -240,22 +268,38 @@ def test_stored_diagnoses_are_drawn_per_arm(diagnosed_study: Path, tmp_path: Pat
     assert_renders_cleanly(path.resolve().as_uri(), tmp_path / "diagnosed.png", images=len(names))
 
 
+def data_arms(folder: Path) -> list[str]:
+    return collect(folder, with_init=False).arms
+
+
 # -- the command line ---------------------------------------------------------------------------------------------
 def test_report_command_prints_the_path(study_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     result = CliRunner().invoke(app, ["report", str(study_dir), "--out", str(out)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(out / "report.html")
-    assert (out / "report.html").is_file()
+    assert "<script>" in (out / "report.html").read_text(encoding="utf-8")
+    assert not list(out.glob("*.png"))
+    static = tmp_path / "s"
+    result = CliRunner().invoke(app, ["report", str(study_dir), "--out", str(static), "--static"])
+    assert result.exit_code == 0, result.output
+    assert "<script" not in (static / "report.html").read_text(encoding="utf-8")
+    assert (static / "learning_curves.png").is_file()
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")], env={"COLUMNS": "300"})
     assert missing.exit_code == 2
     assert "no study there" in missing.output
 
 
 # -- in a real browser --------------------------------------------------------------------------------------------
-def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+def test_static_report_renders_in_headless_chromium(static_report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    assert_renders_cleanly(report.resolve().as_uri(), shot, images=len(list(report.parent.glob("*.png"))))
+    count = len(list(static_report.parent.glob("*.png")))
+    assert_renders_cleanly(static_report.resolve().as_uri(), shot, images=count)
+
+
+def test_interactive_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    # No image: every figure is a chart drawn by the page's script, without error or request.
+    assert_renders_cleanly(report.resolve().as_uri(), tmp_path / "interactive.png", images=0)
 
 
 def test_the_browser_check_catches_errors_requests_and_broken_images(tmp_path: Path) -> None:

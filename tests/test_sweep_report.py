@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pytest
 from typer.testing import CliRunner
 
-from _browser import assert_renders_cleanly
+from _browser import Page, assert_renders_cleanly, off_machine
 from initlab.cli import app
 from initlab.report import build_report, collect
 from initlab.report._sweep import METRICS, SweepView, best_lr_by_width, choose_view, grids, lines
@@ -57,7 +57,14 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sweep_report(sweep_dir: Path) -> Path:
-    return build_report(sweep_dir)
+    """The static report (matplotlib PNGs), whose figures the tests below read."""
+    return build_report(sweep_dir, static=True)
+
+
+@pytest.fixture(scope="session")
+def interactive_sweep_report(sweep_dir: Path) -> Path:
+    """The interactive report (the default), in a folder of its own."""
+    return build_report(sweep_dir, sweep_dir / "interactive")
 
 
 @pytest.fixture(scope="session")
@@ -207,9 +214,21 @@ def test_best_learning_rate_against_width(width_dir: Path, tmp_path: Path) -> No
         expected = [(w, max((0.03, 0.3), key=lambda lr: acc[f"{arm}@lr={lr:g},width={w}"])) for w in (8, 32)]
         assert best[arm] == expected
     assert best_lr_by_width(collect(width_dir, with_init=False), "test_loss") is not None
-    page = build_report(width_dir, tmp_path / "w").read_text(encoding="utf-8")
+    page = build_report(width_dir, tmp_path / "w", static=True).read_text(encoding="utf-8")
     assert "<h3>Best learning rate against width</h3>" in page
     assert (tmp_path / "w" / "best_lr_by_width.png").is_file()
+    page = build_report(width_dir, tmp_path / "i").read_text(encoding="utf-8")
+    assert "<h3>Best learning rate against width</h3>" in page
+    chart = next(f for f in _charts(page) if f["id"] == "best-lr")
+    lines = {s["key"]: dict(zip(s["x"], s["y"], strict=True)) for s in chart["panels"][0]["series"]}
+    assert lines == {arm: {float(w): lr for w, lr in best[arm]} for arm in ARMS}
+
+
+def _charts(page: str) -> list[dict]:
+    """The figures embedded in an interactive page."""
+    return json.loads(page.split('<script type="application/json" id="report-data">')[1].split("</script>")[0])[
+        "figures"
+    ]
 
 
 # -- the page ------------------------------------------------------------------------------------------------------
@@ -243,13 +262,51 @@ def test_sweep_report_has_the_heatmap_lines_and_best_configurations(sweep_dir: P
     assert "[Final test accuracy over lr and scale](sweep_heatmap.png)" in md
 
 
-def test_sweep_report_renders_in_headless_chromium(sweep_report: Path, tmp_path: Path) -> None:
+def test_static_sweep_report_renders_in_headless_chromium(sweep_report: Path, tmp_path: Path) -> None:
     count = len(list(sweep_report.parent.glob("*.png")))
     seen = assert_renders_cleanly(sweep_report.resolve().as_uri(), tmp_path / "sweep.png", images=count)
     alts = [img["alt"] for img in seen["images"]]
     assert any(a.startswith("Heatmap of the final test accuracy over lr (columns) and scale (rows)") for a in alts)
     heat = next(img for img in seen["images"] if img["alt"].startswith("Heatmap"))
     assert min(heat["natural"]) > 300  # a real figure, not a stub
+
+
+def test_interactive_sweep_heatmap_has_every_cell_and_renders(sweep_dir: Path, interactive_sweep_report: Path) -> None:
+    page = interactive_sweep_report.read_text(encoding="utf-8")
+    assert "<h3>Final test accuracy over lr and scale</h3>" in page
+    assert "<h3>Final test accuracy against lr</h3>" in page
+    heat = next(f for f in _charts(page) if f["id"] == "sweep-heatmap")
+    data = collect(sweep_dir, with_init=False)
+    panels, _ = grids(data, SweepView("test_acc", "lr", "scale"))
+    assert [p["title"] for p in heat["panels"]] == list(ARMS)
+    for shown, grid in zip(heat["panels"], panels, strict=True):
+        for row, cells in zip(shown["cells"], grid.cells, strict=True):
+            for cell, want in zip(row, cells, strict=True):
+                assert cell["s"] == want.state
+                assert cell["l"] == want.label
+                if want.values:
+                    assert cell["v"] == pytest.approx(want.mean * 100.0, rel=1e-4)
+                else:
+                    assert cell["v"] is None
+    with Page() as browser:
+        browser.goto(interactive_sweep_report.resolve().as_uri())
+        browser.wait_for("document.documentElement.dataset.ready === '1'", timeout=20)
+        assert browser.errors() == []
+        assert off_machine(browser.requests()) == []
+        # Hovering the first panel's first cell names its configuration and value.
+        x, y, label = browser.evaluate(
+            """(() => { const c = initlabReport.figures['sweep-heatmap'].charts[0]; c.canvas.scrollIntoView();
+                const r = c.canvas.getBoundingClientRect(), k = c.heat.cells[0];
+                return [r.left + k.x + k.w / 2, r.top + k.y + k.h / 2, k.cell.l]; })()"""
+        )
+        browser.browser.send("Input.dispatchMouseEvent", browser.session, type="mouseMoved", x=x, y=y)
+        tip = browser.wait_for(
+            "(() => { const t = document.querySelector('#sweep-heatmap .tip');"
+            " return t.hidden ? null : t.textContent; })()"
+        )
+        assert tip.startswith(label)
+        assert browser.evaluate("initlabReport.png('sweep-heatmap', 0)").startswith("data:image/png;base64,")
+        assert browser.evaluate("initlabReport.svg('sweep-heatmap', 0)").startswith("<svg")
 
 
 # -- the command line ----------------------------------------------------------------------------------------------

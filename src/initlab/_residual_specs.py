@@ -33,10 +33,14 @@ from initlab.checks import check_shape, did_you_mean
 ResidualKind = Literal["resmlp", "resnet", "transformer"]
 LNPlace = Literal["pre", "post", "none"]
 Task = Literal["classify", "lm"]
+Gate = Literal["none", "scalar", "channel"]
 
 RESIDUAL_KINDS: tuple[ResidualKind, ...] = ("resmlp", "resnet", "transformer")
 LN_PLACES: tuple[LNPlace, ...] = ("pre", "post", "none")
 TASKS: tuple[Task, ...] = ("classify", "lm")
+#: A learnable multiplier on each residual branch, ``x + g·f(x)``: none, one scalar (SkipInit, ReZero) or one per
+#: channel (LayerScale); 1 until a scheme sets it.
+GATES: tuple[Gate, ...] = ("none", "scalar", "channel")
 
 
 # Names people write for what a residual spec takes in its kind (``transformer:64x4``) or as another option.
@@ -166,14 +170,16 @@ class ResMLPSpec(_ResidualSpecBase):
     norm: Norm = "none"  # at the start of every branch and before the head; none: the bare residual stream
     dropout: float = 0.0  # after each branch's activation
     bias: bool = True
+    gate: Gate = "none"  # a learnable multiplier on each branch (see GATES)
 
     kind: ClassVar[str] = "resmlp"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("act", "norm", "dropout", "bias")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("act", "norm", "dropout", "bias", "gate")
 
     def __post_init__(self) -> None:
         _check_count(self.kind, "width", self.width)
         _check_count(self.kind, "depth", self.depth)
         _check_choice(self.kind, "norm", self.norm, NORMS)
+        _check_choice(self.kind, "gate", self.gate, GATES)
         _check_common(self)
 
     def _shape_text(self) -> str:
@@ -198,6 +204,7 @@ class ResMLPSpec(_ResidualSpecBase):
                 norm=self.norm,
                 dropout=self.dropout,
                 bias=self.bias,
+                gate=self.gate,
             )
         )
 
@@ -267,9 +274,12 @@ class TransformerSpec(_ResidualSpecBase):
     dropout: float = 0.0  # on each branch's output before it is added to the stream
     bias: bool = True
     vocab: int | None = None  # token inputs: vocabulary size; None: the number of classes
+    gate: Gate = "none"  # a learnable multiplier on each branch (see GATES)
 
     kind: ClassVar[str] = "transformer"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("heads", "ln", "task", "patch", "ffn", "act", "dropout", "bias", "vocab")
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "heads", "ln", "task", "patch", "ffn", "act", "dropout", "bias", "vocab", "gate",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("width", "depth", "heads", "ffn"):
@@ -284,6 +294,7 @@ class TransformerSpec(_ResidualSpecBase):
             )
         _check_choice(self.kind, "ln", self.ln, LN_PLACES)
         _check_choice(self.kind, "task", self.task, TASKS)
+        _check_choice(self.kind, "gate", self.gate, GATES)
         _check_common(self)
 
     def _shape_text(self) -> str:
@@ -316,6 +327,7 @@ class TransformerSpec(_ResidualSpecBase):
                 dropout=self.dropout,
                 bias=self.bias,
                 vocab=vocab,
+                gate=self.gate,
             )
         )
 
@@ -342,8 +354,8 @@ def _parse_residual_shape(spec: str, kind: str, text: str) -> dict[str, Any]:
 
 
 def _parse_residual_option(spec: str, kind: str, name: str, text: str) -> Any:
-    if name in ("act", "norm", "ln", "task"):
-        allowed = {"act": ACTIVATIONS, "norm": NORMS, "ln": LN_PLACES, "task": TASKS}[name]
+    if name in ("act", "norm", "ln", "task", "gate"):
+        allowed = {"act": ACTIVATIONS, "norm": NORMS, "ln": LN_PLACES, "task": TASKS, "gate": GATES}[name]
         value = text.lower()
         if name == "norm":
             value = _NORM_ALIASES.get(value, value)

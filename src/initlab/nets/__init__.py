@@ -7,6 +7,8 @@ and head, so :func:`structure` lists them exactly (:mod:`initlab.nets._structure
 (:mod:`initlab.nets._detect`).
 """
 
+from initlab.nets._detect import detect
+from initlab.nets._find import structure
 from initlab.nets._layers import FeedForward, SelfAttention
 from initlab.nets._resmlp import ResidualMLP, ResidualMLPBlock
 from initlab.nets._resnet import BasicBlock, ResNet
@@ -19,8 +21,7 @@ from initlab.nets._structure import (
     DeclaresStructure,
     Structure,
     StructureError,
-    detect,
-    structure,
+    declared,
 )
 from initlab.nets._transformer import Transformer, TransformerBlock, auto_patch
 
@@ -42,6 +43,7 @@ __all__ = [
     "Transformer",
     "TransformerBlock",
     "auto_patch",
+    "declared",
     "detect",
     "structure",
 ]

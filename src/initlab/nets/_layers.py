@@ -111,3 +111,14 @@ class SelfAttention(nn.Module):
             scores = scores.masked_fill(future, float("-inf"))
         y = scores.softmax(dim=-1) @ v
         return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+def branch_gate(kind: str, width: int) -> nn.Parameter | None:
+    """The learnable multiplier ``g`` of a residual branch ``x + g·f(x)``: ``None`` for ``"none"``, one scalar for
+    ``"scalar"`` (SkipInit, De & Smith 2020; ReZero, Bachlechner et al. 2020), one value per channel for ``"channel"``
+    (LayerScale, Touvron et al. 2021). It starts at 1, the ungated block, until a scheme sets it."""
+    if kind == "none":
+        return None
+    if kind not in ("scalar", "channel"):
+        raise ValueError(f"gate={kind!r} is not one of none|scalar|channel.")
+    return nn.Parameter(torch.ones(() if kind == "scalar" else (width,)))

@@ -14,23 +14,27 @@ import math
 import torch
 from torch import nn
 
-from initlab.nets._layers import ActivationName, FeedForward, NormName, activation, norm_1d
+from initlab.nets._layers import ActivationName, FeedForward, NormName, activation, branch_gate, norm_1d
 from initlab.nets._structure import BranchDecl, Declaration
 
 
 class ResidualMLPBlock(nn.Module):
     """``x + fc2(drop(act(fc1(norm(x)))))`` on a ``(B, width)`` stream; ``mlp.fc2`` writes into the stream."""
 
-    def __init__(self, width: int, *, act: ActivationName, norm: NormName, dropout: float, bias: bool) -> None:
+    def __init__(
+        self, width: int, *, act: ActivationName, norm: NormName, dropout: float, bias: bool, gate: str = "none"
+    ) -> None:
         super().__init__()
         self.norm = norm_1d(norm, width)
         self.mlp = FeedForward(width, width, act=act, dropout=dropout, bias=bias)
+        self.gate = branch_gate(gate, width)  # x + g·f(x) when gated (SkipInit, ReZero, LayerScale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mlp(self.norm(x))
+        out = self.mlp(self.norm(x))
+        return x + (out if self.gate is None else self.gate * out)
 
     def residual_branches(self) -> tuple[BranchDecl, ...]:
-        return (BranchDecl(branch="mlp", last="mlp.fc2"),)
+        return (BranchDecl(branch="mlp", last="mlp.fc2", gate=None if self.gate is None else "gate"),)
 
 
 class ResidualMLP(nn.Module):
@@ -51,12 +55,13 @@ class ResidualMLP(nn.Module):
         norm: NormName = "none",
         dropout: float = 0.0,
         bias: bool = True,
+        gate: str = "none",
     ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
         self.embed = nn.Linear(math.prod(input_shape), width, bias=bias)
         self.blocks = nn.ModuleList(
-            ResidualMLPBlock(width, act=act, norm=norm, dropout=dropout, bias=bias) for _ in range(depth)
+            ResidualMLPBlock(width, act=act, norm=norm, dropout=dropout, bias=bias, gate=gate) for _ in range(depth)
         )
         self.norm = norm_1d(norm, width)
         self.act = activation(act)

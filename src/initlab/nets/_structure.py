@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from torch import nn
 
-from initlab.tracing import NORM_TYPES, ModelInput
+from initlab.tracing import NORM_TYPES
 
 
 class StructureError(ValueError):
@@ -150,25 +150,18 @@ def _check_path(model: nn.Module, name: str, what: str, *, parameter: bool = Fal
     return name
 
 
-def structure(model: nn.Module, example: ModelInput | None = None) -> Structure:
-    """The residual structure of ``model``: its blocks (each branch, the branch's last layer, a norm after it, a gate
-    and a shortcut), its embeddings, its normalization modules and its head.
+def declared(model: nn.Module) -> Structure | None:
+    """The structure ``model`` declares, or ``None`` when it declares nothing (see :func:`initlab.nets.structure`).
 
     Blocks are the modules that declare branches (:class:`DeclaresBranches`), in ``named_modules()`` order (the
     forward order of every network in :mod:`initlab.nets`); embeddings and the head come from the model's
-    :class:`Declaration`. A model that declares neither is handed to :func:`detect`, which traces it on ``example``
-    (an input the model accepts; unused for a model that declares its structure).
-
-    Raises:
-        TypeError: ``model`` is not an ``nn.Module``.
-        StructureError: nothing is declared and no ``example`` was given or the model could not be traced, or a
-            declared name does not exist.
+    :class:`Declaration`. ``StructureError`` when a declared name does not exist.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, DeclaresBranches)]
     if not found and not isinstance(model, DeclaresStructure):
-        return detect(model, example)
+        return None
     blocks = []
     for prefix, module in found:
         branches = []
@@ -194,11 +187,3 @@ def structure(model: nn.Module, example: ModelInput | None = None) -> Structure:
     head = _check_path(model, declaration.head, "the head") if declaration.head is not None else None
     norms = tuple(name for name, m in model.named_modules() if isinstance(m, NORM_TYPES))
     return Structure(tuple(blocks), embeddings, norms, head)
-
-
-def detect(model: nn.Module, example: ModelInput | None = None) -> Structure:
-    """The residual structure of a model that does not declare it, read from a forward pass traced on ``example``
-    (``torch.export``): see :func:`initlab.nets._detect.detect` for the algorithm."""
-    from initlab.nets._detect import detect as _detect  # the tracer's module imports this one
-
-    return _detect(model, example)

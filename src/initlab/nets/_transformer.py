@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from initlab.nets._layers import ActivationName, FeedForward, SelfAttention
+from initlab.nets._layers import ActivationName, FeedForward, SelfAttention, branch_gate
 from initlab.nets._structure import BranchDecl, Declaration
 
 LNPlace = Literal["pre", "post", "none"]
@@ -48,6 +48,7 @@ class TransformerBlock(nn.Module):
         dropout: float,
         causal: bool,
         bias: bool,
+        gate: str = "none",
     ) -> None:
         super().__init__()
         if ln not in ("pre", "post", "none"):
@@ -58,16 +59,26 @@ class TransformerBlock(nn.Module):
         self.ln2 = nn.LayerNorm(width) if ln != "none" else nn.Identity()
         self.mlp = FeedForward(width, ffn * width, act=act, dropout=0.0, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # x + g·f(x) when gated (SkipInit, ReZero, LayerScale): one gate per branch.
+        self.attn_gate, self.mlp_gate = branch_gate(gate, width), branch_gate(gate, width)
+
+    @staticmethod
+    def _gated(gate: nn.Parameter | None, out: torch.Tensor) -> torch.Tensor:
+        return out if gate is None else gate * out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ln == "post":
-            x = self.ln1(x + self.drop(self.attn(x)))
-            return self.ln2(x + self.drop(self.mlp(x)))
-        x = x + self.drop(self.attn(self.ln1(x)))
-        return x + self.drop(self.mlp(self.ln2(x)))
+            x = self.ln1(x + self.drop(self._gated(self.attn_gate, self.attn(x))))
+            return self.ln2(x + self.drop(self._gated(self.mlp_gate, self.mlp(x))))
+        x = x + self.drop(self._gated(self.attn_gate, self.attn(self.ln1(x))))
+        return x + self.drop(self._gated(self.mlp_gate, self.mlp(self.ln2(x))))
 
     def residual_branches(self) -> tuple[BranchDecl, ...]:
-        return (BranchDecl(branch="attn", last="attn.out"), BranchDecl(branch="mlp", last="mlp.fc2"))
+        gated = self.attn_gate is not None
+        return (
+            BranchDecl(branch="attn", last="attn.out", gate="attn_gate" if gated else None),
+            BranchDecl(branch="mlp", last="mlp.fc2", gate="mlp_gate" if gated else None),
+        )
 
 
 def auto_patch(height: int, width: int) -> int:
@@ -103,6 +114,7 @@ class Transformer(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         vocab: int | None = None,
+        gate: str = "none",
     ) -> None:
         super().__init__()
         shape = tuple(input_shape)
@@ -148,7 +160,9 @@ class Transformer(nn.Module):
         self.task = task
         self.pos = nn.Embedding(tokens, width)
         self.blocks = nn.ModuleList(
-            TransformerBlock(width, heads, ffn=ffn, act=act, ln=ln, dropout=dropout, causal=task == "lm", bias=bias)
+            TransformerBlock(
+                width, heads, ffn=ffn, act=act, ln=ln, dropout=dropout, causal=task == "lm", bias=bias, gate=gate
+            )
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(width) if ln == "pre" else nn.Identity()

@@ -1,8 +1,15 @@
-"""Build a study's report: figures (PNG), one self-contained HTML page and a Markdown summary."""
+"""Build a study's report: one self-contained HTML page and a Markdown summary, and with ``static`` the figures as PNG.
+
+The default page is interactive: the figures' numbers (:mod:`initlab.report._charts`, numpy only) are embedded as JSON
+and drawn in the browser by the vendored uPlot and ``report.js``, both inlined, so the build needs neither matplotlib
+nor a second pass over the data. ``static=True`` (``initlab report --static``) draws every figure with matplotlib
+(:mod:`initlab.report._figures`) into PNG files and a page without script, as the report always did.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import math
@@ -17,11 +24,11 @@ from typing import Any
 
 import jinja2
 
-from initlab.fileio import write_atomic
-from initlab.report import _figures, _sweep, _sweep_figures
-from initlab.report._collect import StudyData, collect
-from initlab.report._template import PAGE_STYLE, STUDY_TEMPLATE
-from initlab.store import Store
+from initlab.report import _sweep
+from initlab.report._collect import StudyData
+from initlab.report._stored import _ArmDiagnoses, _diagnostics, _first_seed_diagnoses, _is_diagnosis
+from initlab.report._styles import ArmStyle, arm_styles, styles_for
+from initlab.report._template import PAGE_STYLE, STATIC_CSP, STUDY_TEMPLATE
 from initlab.studies import ArmSummary, Stat
 
 logger = logging.getLogger(__name__)
@@ -29,10 +36,6 @@ logger = logging.getLogger(__name__)
 REPORT_DIRNAME = "report"
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "summary.md"
-# Diagnostics payloads are free-form; a report shows at most this many values per run so the page stays readable.
-_MAX_DIAGNOSTIC_ROWS = 200
-# Per arm, the stored diagnoses of its first seed as (epoch, Diagnosis.to_dict() payload), by epoch.
-_ArmDiagnoses = dict[str, list[tuple[int, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -148,71 +151,6 @@ def _machine(meta: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _flatten(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
-    """Scalar leaves of a JSON payload as (dotted key, text); long lists are summarized, not dumped."""
-    if isinstance(value, dict) and depth < 6:
-        rows: list[tuple[str, str]] = []
-        for k, v in value.items():
-            rows += _flatten(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
-        return rows
-    if isinstance(value, list):
-        if len(value) <= 8 and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
-            return [(prefix, ", ".join(_scalar(v) for v in value))]
-        if depth < 6 and len(value) <= 64 and all(isinstance(v, dict) for v in value):
-            rows = []
-            for i, v in enumerate(value):
-                name = v.get("name", v.get("layer", i)) if isinstance(v, dict) else i
-                rows += _flatten(v, f"{prefix}[{name}]", depth + 1)
-            return rows
-        return [(prefix, f"list of {len(value)} values")]
-    return [(prefix or "(value)", _scalar(value))]
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _diagnostics(data: StudyData) -> list[dict[str, Any]]:
-    """The stored payloads that are not diagnoses (drawn as figures), as tables of their values."""
-    out = []
-    for run_id, epoch, payload in data.diagnostics:
-        if _is_diagnosis(payload):
-            continue
-        rows = _flatten(payload)
-        out.append(
-            dict(
-                run_id=run_id, epoch=epoch, rows=rows[:_MAX_DIAGNOSTIC_ROWS], truncated=len(rows) > _MAX_DIAGNOSTIC_ROWS
-            )
-        )
-    return out
-
-
-def _is_diagnosis(payload: Any) -> bool:
-    """Whether a stored payload is a ``Diagnosis.to_dict()`` (layers with a name and an output std)."""
-    layers = payload.get("layers") if isinstance(payload, dict) else None
-    return (
-        isinstance(layers, list)
-        and bool(layers)
-        and all(isinstance(layer, dict) and "name" in layer and "std" in layer for layer in layers)
-    )
-
-
-def _first_seed_diagnoses(data: StudyData) -> _ArmDiagnoses:
-    """Per arm (study order), the stored diagnoses ``(epoch, payload)`` of its first seed that has any."""
-    by_run: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for run_id, epoch, payload in data.diagnostics:
-        if _is_diagnosis(payload):
-            by_run.setdefault(run_id, []).append((epoch, payload))
-    out = {}
-    for arm in data.arms:
-        run = next((r for r in data.runs_of(arm) if r.run_id in by_run), None)
-        if run is not None:
-            out[arm] = sorted(by_run[run.run_id], key=lambda item: item[0])
-    return out
-
-
 def diagnostic_figures(data: StudyData) -> list[Figure]:
     """Figures of the diagnoses a study stored: std against depth at initialization, activation histograms of a few
     layers (at initialization and, when stored, at the last epoch) and, with later epochs, the change in training."""
@@ -220,7 +158,7 @@ def diagnostic_figures(data: StudyData) -> list[Figure]:
     at_init = [(arm, points[0][1]) for arm, points in runs.items() if points[0][0] == 0]
     if not runs:
         return []
-    styles = _figures.arm_styles(data.arms)
+    styles = arm_styles(data.arms)
     model = data.study.config.get("model", "")
     figures = []
     if at_init:
@@ -239,10 +177,10 @@ def _picked_layers(runs: _ArmDiagnoses) -> list[str]:
     return [names[0], names[len(names) // 2], names[-1]] if len(names) > 3 else names
 
 
-def _depth_figure(
-    at_init: list[tuple[str, dict[str, Any]]], styles: Mapping[str, _figures.ArmStyle], model: object
-) -> Figure:
+def _depth_figure(at_init: list[tuple[str, dict[str, Any]]], styles: Mapping[str, ArmStyle], model: object) -> Figure:
     """Activation and gradient std against depth at initialization, one line per arm."""
+    from initlab.report import _figures  # matplotlib: the static report only
+
     return Figure(
         "diagnostics_depth.png",
         "Activation and gradient std by layer at initialization",
@@ -276,12 +214,14 @@ def _spread(labels: list[str], count: int) -> list[str]:
 def _histogram_figure(runs: _ArmDiagnoses, picked: list[str], model: object) -> Figure:
     """Activation histograms of the ``picked`` layers, one row per arm, at its first and last diagnosed epoch (at
     most :data:`MAX_HISTOGRAM_ROWS` rows, evenly spaced over the study's arms or configurations)."""
+    from initlab.report import _figures  # matplotlib: the static report only
+
     rows = _spread(list(runs), MAX_HISTOGRAM_ROWS)
     subset = (f" {len(rows)} of the {len(runs)} configurations are shown, evenly spaced in the study's order; every "
               "diagnosis is in the Store and in the JSON export." if len(rows) < len(runs) else "")  # fmt: skip
     runs = {label: runs[label] for label in rows}
     epochs = sorted({points[0][0] for points in runs.values()} | {points[-1][0] for points in runs.values()})
-    epoch_styles = _figures.arm_styles([f"epoch {e}" for e in epochs])
+    epoch_styles = arm_styles([f"epoch {e}" for e in epochs])
     panels = []
     for points in runs.values():
         shown = {points[0][0]: points[0][1], points[-1][0]: points[-1][1]}
@@ -315,8 +255,10 @@ def _histogram_figure(runs: _ArmDiagnoses, picked: list[str], model: object) -> 
     )
 
 
-def _over_training_figure(runs: _ArmDiagnoses, styles: Mapping[str, _figures.ArmStyle], picked: list[str]) -> Figure:
+def _over_training_figure(runs: _ArmDiagnoses, styles: Mapping[str, ArmStyle], picked: list[str]) -> Figure:
     """Activation and gradient std of the ``picked`` layers against epoch, one line per arm."""
+    from initlab.report import _figures  # matplotlib: the static report only
+
     return Figure(
         "diagnostics_over_training.png",
         "Activation and gradient std over training",
@@ -334,12 +276,15 @@ def _over_training_figure(runs: _ArmDiagnoses, styles: Mapping[str, _figures.Arm
 
 
 def make_figures(data: StudyData) -> list[Figure]:
-    """The report's figures for ``data``: learning curves, initial weight histograms and per-layer norms."""
+    """The static report's figures for ``data`` (matplotlib): learning curves, initial weight histograms and
+    per-layer norms."""
+    from initlab.report import _figures
+
     # In a sweep, a configuration has its arm's colour and its grid point's line style and marker.
-    styles = _sweep_figures.configuration_styles(data) if data.configurations else _figures.arm_styles(data.arms)
+    styles = styles_for(data)
     n_seeds = len(data.study.config.get("seeds", []))
     # (file name, title, caption, alt text, drawing); a drawing that returns None (nothing to show) is left out.
-    planned: list[tuple[str, str, str, str, Callable[[StudyData, dict[str, _figures.ArmStyle]], bytes | None]]] = [
+    planned: list[tuple[str, str, str, str, Callable[[StudyData, dict[str, ArmStyle]], bytes | None]]] = [
         (
             "learning_curves.png",
             "Learning curves",
@@ -382,6 +327,8 @@ def sweep_figures(data: StudyData, view: _sweep.SweepView | None = None) -> list
     """The figures of a study with a sweep (:mod:`initlab.report._sweep_figures`): a heatmap of ``view.metric`` over
     two axes, the metric against one axis, and the best learning rate against width when both are swept. ``view``
     defaults to final test accuracy over the sweep's first two axes; ``[]`` without a sweep."""
+    from initlab.report import _sweep_figures  # matplotlib: the static report only
+
     if view is None:
         view = _sweep.choose_view(data.sweep)
     if view is None or not data.configurations:
@@ -409,23 +356,23 @@ def _sweep_context(data: StudyData, view: _sweep.SweepView | None) -> dict[str, 
 
 def _figure_dict(f: Figure) -> dict[str, Any]:
     """What the page's figure macro reads of a figure."""
-    return dict(title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1])
+    return dict(
+        kind="image", title=f.title, caption=f.caption, alt=f.alt, base64=f.base64, width=f.size[0], height=f.size[1]
+    )
 
 
-def render_html(
-    data: StudyData,
-    figures: list[Figure],
-    diag_figures: list[Figure] | None = None,
-    *,
-    sweep_figures: Sequence[Figure] = (),
-    view: _sweep.SweepView | None = None,
-) -> str:
-    """The self-contained HTML page of the study report; ``diag_figures`` default to :func:`diagnostic_figures`.
-    ``sweep_figures`` (:func:`sweep_figures`) go in the page's sweep section, which a study without a sweep lacks."""
+@functools.lru_cache(maxsize=1)
+def _study_template() -> jinja2.Template:
+    """The study page's template, compiled once per process (compiling it costs a tenth of a second)."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(STUDY_TEMPLATE)
+
+
+def _render(data: StudyData, view: _sweep.SweepView | None, **context: Any) -> str:
+    """The study page with ``context`` (figures, diagnoses, scripts and the policy) and everything else it shows."""
     from initlab.about import installed_version
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = env.from_string(STUDY_TEMPLATE)
+    template = _study_template()
     config = data.study.config
     counts = Counter(r.status for r in data.runs)
     problems = [
@@ -434,12 +381,8 @@ def render_html(
         if r.status in ("diverged", "failed")
     ]
     target = data.target_accuracy
-    if diag_figures is None:
-        diag_figures = diagnostic_figures(data)
     runs_with = {run_id for run_id, _, payload in data.diagnostics if _is_diagnosis(payload)}
     return template.render(
-        style=PAGE_STYLE,
-        diag_figures=[_figure_dict(f) for f in diag_figures],
         diag_note=f"{len(runs_with)} runs with diagnoses stored; the figures show each arm's first seed",
         study=data.study,
         study_dir=str(data.study_dir),
@@ -456,13 +399,38 @@ def render_html(
         ranked=_ranked_rows(data.summary),
         verdict=data.verdict.sentences(),
         problems=problems,
-        figures=[_figure_dict(f) for f in figures],
         init_errors=[a for a in data.init if a.error],
         diagnostics=_diagnostics(data),
-        sweep_figures=[_figure_dict(f) for f in sweep_figures],
         **_sweep_context(data, view),
         generator_version=installed_version(),
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **context,
+    )
+
+
+def render_html(
+    data: StudyData,
+    figures: list[Figure],
+    diag_figures: list[Figure] | None = None,
+    *,
+    sweep_figures: Sequence[Figure] = (),
+    view: _sweep.SweepView | None = None,
+) -> str:
+    """The static HTML page of the study report (figures as base64 PNG, no script); ``diag_figures`` default to
+    :func:`diagnostic_figures`. ``sweep_figures`` (:func:`sweep_figures`) go in the page's sweep section, which a
+    study without a sweep lacks."""
+    if diag_figures is None:
+        diag_figures = diagnostic_figures(data)
+    return _render(
+        data,
+        view,
+        style=PAGE_STYLE,
+        csp=STATIC_CSP,
+        figures=[_figure_dict(f) for f in figures],
+        diag_figures=[_figure_dict(f) for f in diag_figures],
+        sweep_figures=[_figure_dict(f) for f in sweep_figures],
+        scripts=[],
+        data_json="",
     )
 
 
@@ -481,8 +449,9 @@ def _md_runs(data: StudyData) -> str:
     return f"- {arms} arms × {points} grid points ({_md_cell(axes)}) × {seeds} seeds = {len(data.runs)} runs"
 
 
-def render_markdown(data: StudyData, figures: list[Figure]) -> str:
-    """A short Markdown summary: what ran, the ranked table and links to the figures."""
+def render_markdown(data: StudyData, figures: list[Figure], *, interactive: bool = False) -> str:
+    """A short Markdown summary: what ran, the ranked table and links to the figures (``interactive``: a note that
+    they are in the HTML page, whose figures are not files)."""
     config, meta = data.study.config, data.study.meta
     target = f"{data.target_accuracy:.0%}" if math.isfinite(data.target_accuracy) else "target"
     lines = [
@@ -521,46 +490,11 @@ def render_markdown(data: StudyData, figures: list[Figure]) -> str:
             for r in _sweep.best_rows(data)
         ]
     lines += ["", "## Figures", ""]
+    if interactive:
+        lines.append(
+            f"Interactive, in [{HTML_NAME}]({HTML_NAME}) (each chart saves itself as PNG or SVG); "
+            "`initlab report --static` writes them as PNG files."
+        )
     lines += [f"- [{f.title}]({f.filename})" for f in figures]
     lines.append("")
     return "\n".join(lines)
-
-
-def build_report(
-    study_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    metric: str = "test_acc",
-    x: str | None = None,
-    y: str | None = None,
-) -> Path:
-    """Build the report of the study in ``study_dir`` and return the path of its HTML file.
-
-    Writes, each file atomically (a temporary file, then a rename): ``report.html``, one self-contained page (styles
-    inline, figures as base64 PNG, no script, nothing fetched from the network); the figures as PNG files; and
-    ``summary.md``, the ranked table in Markdown. They go to ``study_dir/report/`` unless ``out`` names another
-    folder, or an ``.html`` path (the other files then go beside it). The store is opened read-only, so a report can
-    be built while the study runs. Raises ``FileNotFoundError`` when ``study_dir`` holds no study.
-
-    A study with a sweep gets a section of its own: the best configuration per arm, a heatmap of ``metric`` (one of
-    :data:`initlab.report._sweep.METRICS`: test_acc, test_loss, val_acc, train_loss, at the end of training) over the
-    sweep axes ``x`` and ``y`` (default: its first two), the metric against ``x``, and the best learning rate against
-    width when both are swept. ValueError names a metric or axis that does not exist, and the closest one; it is
-    raised before anything is drawn.
-    """
-    folder = Path(study_dir)
-    with Store.in_dir(folder, readonly=True) as store:  # the choice is checked before the slow part
-        view = _sweep.choose_view(store.study().config.get("sweep") or {}, metric=metric, x=x, y=y)
-    data = collect(folder)
-    out_dir, html_path = _resolve_out(folder, out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    figures = make_figures(data)
-    diag_figures = diagnostic_figures(data)
-    swept = sweep_figures(data, view)
-    for f in [*swept, *figures, *diag_figures]:
-        write_atomic(out_dir / f.filename, f.png)
-    write_atomic(out_dir / MARKDOWN_NAME, render_markdown(data, [*swept, *figures, *diag_figures]))
-    write_atomic(html_path, render_html(data, figures, diag_figures, sweep_figures=swept, view=view))
-    logger.info("report of %s written to %s", folder, html_path)
-    return html_path

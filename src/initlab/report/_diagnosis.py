@@ -19,7 +19,6 @@ from initlab.diagnostics import ISOMETRY_BAND, Comparison, Diagnosis
 from initlab.diagnostics.format import fmt as _fmt
 from initlab.diagnostics.format import pct as _pct
 from initlab.fileio import write_atomic
-from initlab.report import _figures
 from initlab.report._build import Figure, _md_cell, _resolve_out
 from initlab.report._template import DIAGNOSIS_TEMPLATE, PAGE_STYLE
 
@@ -61,6 +60,8 @@ def _histogram_figure(
     series: Sequence[tuple[str, Mapping[str, Any]]], key: str, *, what: str, xlabel: str
 ) -> bytes | None:
     """One panel per scheme, one density curve per layer (Glorot & Bengio 2010 style)."""
+    from initlab.report import _figures  # matplotlib, imported when a diagnosis report is drawn
+
     names = _figures._pick_layers(_layer_names(series), _MAX_HISTOGRAM_LAYERS)
     longest = {str(layer.get("name")): layer for layer in max((p.get("layers", []) for _, p in series), key=len)}
     # The legend names each layer with its type and activation ("1 (Linear, tanh)"): the curves' shapes depend on it.
@@ -86,6 +87,8 @@ def _histogram_figure(
 
 def diagnosis_figures(series: Sequence[tuple[str, Mapping[str, Any]]], *, title: str) -> list[Figure]:
     """The figures of a diagnosis report: std against depth, histograms of activations and gradients, the spectrum."""
+    from initlab.report import _figures  # matplotlib, imported when a diagnosis report is drawn
+
     styles = _figures.arm_styles([label for label, _ in series])
     batch = next((p.get("batch") for _, p in series), "?")
     figures = [
@@ -202,6 +205,7 @@ def _rows(series: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any
 def render_diagnosis_html(series: Sequence[tuple[str, Mapping[str, Any]]], figures: list[Figure], title: str) -> str:
     """The self-contained HTML page of a diagnosis report."""
     from initlab.about import installed_version
+    from initlab.report import _figures
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     low, high = ISOMETRY_BAND

@@ -1,7 +1,8 @@
-"""The report's figures, drawn with matplotlib's Agg backend (no display needed) and returned as PNG bytes.
+"""The static report's figures (``initlab report --static``), drawn with matplotlib's Agg backend (no display
+needed) and returned as PNG bytes.
 
-Every arm keeps one look across figures: a colour, a line style and a marker, so that twelve arms stay apart on
-screen and in greyscale print. Bands span the minimum to the maximum over seeds; lines are the mean over seeds.
+Every arm keeps one look across figures (:mod:`initlab.report._styles`). Bands span the minimum to the maximum over
+seeds; lines are the mean over seeds.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -20,39 +20,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from initlab.report._collect import StudyData
+from initlab.report._styles import COLORS, LINESTYLES, MARKERS, ArmStyle
+from initlab.report._styles import arm_styles as arm_styles
 
-# Okabe & Ito's colour-blind-safe palette (2008) extended with four darker tones to reach twelve distinct hues.
-_COLORS = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9",
-    "#000000", "#F0E442", "#7F3C8D", "#8C6D31", "#666666", "#117733",
-)  # fmt: skip
-_LINESTYLES = ("-", "--", "-.", ":")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+# The palette and looks live in _styles (no matplotlib there); kept under their old names for the drawing code.
+_COLORS, _LINESTYLES, _MARKERS = COLORS, LINESTYLES, MARKERS
 # PNG resolution: sharp on screen, and the default study's report stays well under 5 MB.
 _DPI = 100
 # The most layers drawn side by side; a deeper model shows this many, spread from first to last.
 _MAX_LAYER_PANELS = 6
 _BAND_ALPHA = 0.15
-
-
-@dataclass(frozen=True)
-class ArmStyle:
-    """How one arm is drawn in every figure."""
-
-    color: str
-    linestyle: str
-    marker: str
-
-    def line(self) -> dict[str, Any]:
-        return dict(color=self.color, linestyle=self.linestyle, marker=self.marker, markersize=5, linewidth=1.6)
-
-
-def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:
-    """A distinct (colour, line style, marker) per arm, in the study's arm order."""
-    return {
-        arm: ArmStyle(_COLORS[i % len(_COLORS)], _LINESTYLES[i % len(_LINESTYLES)], _MARKERS[i % len(_MARKERS)])
-        for i, arm in enumerate(arms)
-    }
 
 
 def _wrap(text: str, width: int = 28) -> str:

@@ -33,6 +33,8 @@ MetricName = Literal["test_acc", "test_loss", "val_acc", "train_loss"]
 # With more panels than this, a heatmap shows each arm's best over the axes it does not draw instead of a panel per
 # value of them: past a dozen panels the figure is too large to read on one screen.
 _MAX_HEATMAP_PANELS = 12
+# A numeric axis whose positive values span at least this ratio is drawn on a log scale (a decade: lr, scale).
+LOG_RATIO = 10.0
 # The lines figure draws a panel per value of the second axis when it has at most this many values.
 _MAX_LINE_PANELS = 6
 
@@ -328,3 +330,94 @@ def best_rows(data: StudyData) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+def positions(values: Sequence[Any]) -> tuple[np.ndarray, str]:
+    """Where an axis' values sit and the x scale: numbers where they are (log when the positive ones span a decade,
+    symmetric log when 0 is among them), anything else (optimizer names) evenly spaced."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.arange(len(values), dtype=float), "category"
+    x = np.asarray(values, dtype=float)
+    positive = x[x > 0]
+    if positive.size >= 2 and positive.max() / positive.min() >= LOG_RATIO:
+        return x, "symlog" if (x <= 0).any() else "log"
+    return x, "linear"
+
+
+@dataclass(frozen=True)
+class FigureText:
+    """What a sweep figure is called and says, the same in the static and the interactive report."""
+
+    key: str  # "heatmap", "lines" or "best_lr"
+    filename: str  # the PNG's name in the static report
+    title: str
+    caption: str
+    alt: str
+
+
+def seeds_text(data: StudyData) -> str:
+    """``"2 seeds"``: the study's number of seeds, in words."""
+    n = len(data.study.config.get("seeds", []))
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _over(rest: Sequence[str], what: str) -> str:
+    """The caption's note on the axes a figure does not draw."""
+    return f" Each {what} is the best configuration over {', '.join(rest)} (not drawn)." if rest else ""
+
+
+def figure_texts(data: StudyData, view: SweepView) -> list[FigureText]:
+    """The sweep's figures for ``view`` (titles, captions, alt texts): the heatmap, the metric against the x axis,
+    and the best learning rate against width when the sweep varies both."""
+    metric = METRICS[view.metric]
+    seeds = seeds_text(data)
+    _, rest = grids(data, view)
+    y_name = view.y or "arm"
+    heat_title = f"{metric.title.capitalize()} over {view.x} and {y_name}"
+    out = [
+        FigureText(
+            "heatmap",
+            "sweep_heatmap.png",
+            heat_title,
+            f"Each cell is one configuration: its {metric.title}, the mean over its finished runs ({seeds} each)"
+            + (", in percent" if metric.unit else "")
+            + ". Brighter is better; one colour scale for every panel."
+            + (" One panel per arm." if view.y else " One row per arm.")
+            + " Marks: hatched, with × k/n, when k of the n runs diverged (the value is the mean of the others); red"
+            " and crossed, “× diverged”, when every run diverged; white with a dotted edge when no run finished "
+            "(pending or failed)." + _over(rest, "cell"),
+            f"Heatmap of the {metric.title} over {view.x} (columns) and {y_name} (rows)"
+            + (", one panel per arm" if view.y else "")
+            + "; diverged configurations are marked",
+        )
+    ]
+    line_panels, line_rest = lines(data, view)
+    x_scale = positions(data.sweep[view.x])[1]
+    out.append(
+        FigureText(
+            "lines",
+            "sweep_lines.png",
+            f"{metric.title.capitalize()} against {view.x}",
+            f"One line per arm: the mean {metric.title} over seeds; the band spans the minimum to the maximum over "
+            "seeds. × at the bottom: every run of that configuration diverged; a gap: no finished run."
+            + (f" One panel per value of {view.y}." if len(line_panels) > 1 else "")
+            + (" Log x axis: the values span a decade or more." if x_scale in ("log", "symlog") else "")
+            + _over(line_rest, "point"),
+            f"Line plot of the {metric.title} against {view.x}, one line per arm with a min-max band over seeds",
+        )
+    )
+    if "width" in data.sweep and "lr" in data.sweep:
+        out.append(
+            FigureText(
+                "best_lr",
+                "best_lr_by_width.png",
+                "Best learning rate against width",
+                f"For each arm and width, the learning rate of the configuration with the best mean {metric.title}"
+                " (best over every other axis too). A flat line means the best rate transfers across width, as "
+                "muP is designed to do (Yang et al. 2022, Tensor Programs V); under the standard parametrization "
+                "it usually moves with width. Arms are offset slightly sideways so that lines that coincide stay "
+                "visible; a gap: no finished run at that width.",
+                "Line plot of the best learning rate against width, one line per arm",
+            )
+        )
+    return out

@@ -23,8 +23,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import NullLocator
 
-from initlab.report import _figures
+from initlab.report import _figures, _sweep
 from initlab.report._collect import StudyData
+from initlab.report._styles import configuration_styles as configuration_styles
 from initlab.report._sweep import (
     METRICS,
     Cell,
@@ -50,21 +51,6 @@ _ARM_OFFSET = 0.06
 
 # (file name, title, caption, alt text, PNG): what _build makes a Figure of.
 Planned = tuple[str, str, str, str, bytes]
-
-
-def configuration_styles(data: StudyData) -> dict[str, _figures.ArmStyle]:
-    """Styles for the learning curves of a sweep: each configuration in its arm's colour, with its grid point's line
-    style and marker (distinct for up to twelve arms and twelve points); the arms' own labels keep their style."""
-    arms = _figures.arm_styles(data.sweep_arms())
-    points: dict[str, int] = {}
-    out: dict[str, _figures.ArmStyle] = dict(arms)
-    for c in data.configurations:
-        index = points[c.arm] = points.get(c.arm, -1) + 1
-        look = _figures.arm_styles([str(i) for i in range(index + 1)])[str(index)]
-        out[c.label] = _figures.ArmStyle(arms[c.arm].color, look.linestyle, look.marker)
-    for label in data.arms:  # stored runs that the config does not list
-        out.setdefault(label, _figures.arm_styles([label])[label])
-    return out
 
 
 # -- the heatmap ------------------------------------------------------------------------------------------------
@@ -161,18 +147,6 @@ def heatmap_figure(panels: Sequence[Grid], metric: Metric, *, title: str) -> Any
 
 
 # -- lines ------------------------------------------------------------------------------------------------------
-def _positions(values: Sequence[Any]) -> tuple[np.ndarray, str]:
-    """Where an axis' values sit and the x scale: numbers where they are (log when the positive ones span a decade,
-    symmetric log when 0 is among them), anything else (optimizer names) evenly spaced."""
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return np.arange(len(values), dtype=float), "category"
-    x = np.asarray(values, dtype=float)
-    positive = x[x > 0]
-    if positive.size >= 2 and positive.max() / positive.min() >= _LOG_RATIO:
-        return x, "symlog" if (x <= 0).any() else "log"
-    return x, "linear"
-
-
 def _set_x(ax: Any, values: Sequence[Any], x: np.ndarray, scale: str, label: str) -> None:
     """Ticks at the axis' values, written as in the labels, the scale and a margin on both sides."""
     if scale == "log":
@@ -194,7 +168,7 @@ def _set_x(ax: Any, values: Sequence[Any], x: np.ndarray, scale: str, label: str
 
 def _draw_lines(ax: Any, panel: LinePanel, metric: Metric, styles: Mapping[str, _figures.ArmStyle]) -> bool:
     """One panel: mean line and min–max band per arm, × at the bottom where every run diverged; whether any did."""
-    x, scale = _positions(panel.x_values)
+    x, scale = _sweep.positions(panel.x_values)
     any_diverged = False
     for k, (arm, row) in enumerate(panel.lines.items()):
         style = styles[arm]
@@ -246,7 +220,7 @@ def best_lr_figure(
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     arms = list(best)
     widths = [w for w, _ in next(iter(best.values()))]
-    x, scale = _positions(widths)
+    x, scale = _sweep.positions(widths)
     log_x = scale in ("log", "symlog") or (x.min() > 0 and x.max() / x.min() >= 4)
     for i, arm in enumerate(arms):
         shift = (i - (len(arms) - 1) / 2) * _ARM_OFFSET
@@ -257,7 +231,7 @@ def best_lr_figure(
         ax.set_xscale("log", base=2)
     ax.set_xticks(x, [value_text(w) for w in widths])
     ax.xaxis.set_minor_locator(NullLocator())
-    y, y_scale = _positions(lrs)
+    y, y_scale = _sweep.positions(lrs)
     if y_scale == "log":
         ax.set_yscale("log")
     ax.set_yticks(y, [value_text(v) for v in lrs])
@@ -276,67 +250,24 @@ def _png(fig: Any) -> bytes:
     return _figures._png(fig)
 
 
-def _over(rest: Sequence[str], what: str) -> str:
-    """The caption's note on the axes a figure does not draw."""
-    return f" Each {what} is the best configuration over {', '.join(rest)} (not drawn)." if rest else ""
-
-
 def figures(data: StudyData, view: SweepView) -> list[Planned]:
     """The sweep's figures for ``view``: the heatmap, the metric against the x axis, and the best learning rate
-    against width when the sweep varies both."""
+    against width when the sweep varies both (texts from :func:`initlab.report._sweep.figure_texts`)."""
     metric = METRICS[view.metric]
-    n_seeds = len(data.study.config.get("seeds", []))
-    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    seeds = _sweep.seeds_text(data)
     styles = _figures.arm_styles(data.sweep_arms())
-    panels, rest = grids(data, view)
-    y_name = view.y or "arm"
-    heat_title = f"{metric.title.capitalize()} over {view.x} and {y_name}"
-    out = [
-        (
-            "sweep_heatmap.png",
-            heat_title,
-            f"Each cell is one configuration: its {metric.title}, the mean over its finished runs ({seeds} each)"
-            + (", in percent" if metric.unit else "")
-            + ". Brighter is better; one colour scale for every panel."
-            + (" One panel per arm." if view.y else " One row per arm.")
-            + " Marks: hatched, with × k/n, when k of the n runs diverged (the value is the mean of the others); red"
-            " and crossed, “× diverged”, when every run diverged; white with a dotted edge when no run finished "
-            "(pending or failed)." + _over(rest, "cell"),
-            f"Heatmap of the {metric.title} over {view.x} (columns) and {y_name} (rows)"
-            + (", one panel per arm" if view.y else "")
-            + "; diverged configurations are marked",
-            _png(heatmap_figure(panels, metric, title=f"{heat_title} (mean over {seeds})")),
-        )
-    ]
-    line_panels, line_rest = lines(data, view)
-    x_scale = _positions(data.sweep[view.x])[1]
-    line_title = f"{metric.title.capitalize()} against {view.x}"
-    out.append(
-        (
-            "sweep_lines.png",
-            line_title,
-            f"One line per arm: the mean {metric.title} over seeds; the band spans the minimum to the maximum over "
-            "seeds. × at the bottom: every run of that configuration diverged; a gap: no finished run."
-            + (f" One panel per value of {view.y}." if len(line_panels) > 1 else "")
-            + (" Log x axis: the values span a decade or more." if x_scale in ("log", "symlog") else "")
-            + _over(line_rest, "point"),
-            f"Line plot of the {metric.title} against {view.x}, one line per arm with a min-max band over seeds",
-            _png(lines_figure(line_panels, metric, styles, title=line_title)),
-        )
-    )
-    best = best_lr_by_width(data, view.metric)
-    if best is not None:
-        out.append(
-            (
-                "best_lr_by_width.png",
-                "Best learning rate against width",
-                f"For each arm and width, the learning rate of the configuration with the best mean {metric.title}"
-                " (best over every other axis too). A flat line means the best rate transfers across width, as "
-                "muP is designed to do (Yang et al. 2022, Tensor Programs V); under the standard parametrization "
-                "it usually moves with width. Arms are offset slightly sideways so that lines that coincide stay "
-                "visible; a gap: no finished run at that width.",
-                "Line plot of the best learning rate against width, one line per arm",
-                _png(best_lr_figure(best, data.sweep["lr"], styles, title="Best learning rate against width")),
-            )
-        )
+    out = []
+    for text in _sweep.figure_texts(data, view):
+        if text.key == "heatmap":
+            panels, _ = grids(data, view)
+            fig = heatmap_figure(panels, metric, title=f"{text.title} (mean over {seeds})")
+        elif text.key == "lines":
+            line_panels, _ = lines(data, view)
+            fig = lines_figure(line_panels, metric, styles, title=text.title)
+        else:
+            best = best_lr_by_width(data, view.metric)
+            if best is None:  # figure_texts plans it only when the sweep has width and lr
+                continue
+            fig = best_lr_figure(best, data.sweep["lr"], styles, title=text.title)
+        out.append((text.filename, text.title, text.caption, text.alt, _png(fig)))
     return out

@@ -1,8 +1,14 @@
-"""The HTML page of a study report: one self-contained file (inline styles, images as base64 PNG, no script).
+"""The HTML pages of the reports: one self-contained file each, that opens offline.
 
-The Content-Security-Policy forbids every network fetch, so the page cannot load anything even if a value slipped
-through; Jinja2 escapes every value (autoescape on), so a study or arm name is always shown as text.
+A study report is interactive by default: its figures are drawn in the browser by uPlot (inlined) from the numbers
+embedded as JSON in ``<script type="application/json">``; with ``--static`` (and for a diagnosis report) they are
+base64 PNG images and the page has no script. Either way the Content-Security-Policy forbids every network fetch
+(and lets run only the page's own scripts, named by their SHA-256), so the page cannot load anything even if a value
+slipped through; Jinja2 escapes every value (autoescape on), so a study or arm name is always shown as text.
 """
+
+# The policy of a page without script: nothing fetched, inline styles and data: images only.
+STATIC_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 # One style sheet for every report page (inserted with ``|safe``: it is ours, never user text).
 PAGE_STYLE = """body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -22,13 +28,42 @@ dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 ul.findings li { margin-bottom: 0.6em; }
 """
 
+# What the interactive charts add to the style sheet (after uPlot's own).
+CHART_STYLE = """.chart-host { margin: 0.4em 0; }
+.legend { display: flex; flex-wrap: wrap; gap: 0.2em 0.4em; margin: 0.3em 0 0.5em; }
+.legend button { font: inherit; font-size: 0.85em; border: 1px solid #ddd; background: #fff; border-radius: 3px;
+  padding: 0.1em 0.45em; cursor: pointer; display: inline-flex; align-items: center; gap: 0.35em; }
+.legend button.off { opacity: 0.35; text-decoration: line-through; }
+.legend .legend-all { color: #555; font-style: italic; }
+.sw { display: inline-block; width: 18px; height: 3px; border-radius: 1px; }
+.panels { display: flex; flex-wrap: wrap; gap: 14px; }
+.panel { position: relative; }
+.panel-head { display: flex; justify-content: space-between; align-items: center; gap: 0.5em; font-size: 0.85em; }
+.panel-title { font-weight: 600; }
+.toolbar { display: flex; gap: 0.3em; align-items: center; white-space: nowrap; }
+.toolbar button { font: inherit; font-size: 0.9em; padding: 0 0.4em; border: 1px solid #ccc; background: #f7f7f7;
+  border-radius: 3px; cursor: pointer; }
+.plot { position: relative; }
+.tip { position: absolute; z-index: 10; pointer-events: none; background: rgba(255, 255, 255, 0.95);
+  border: 1px solid #bbb; border-radius: 3px; padding: 0.25em 0.45em; font-size: 0.78em; line-height: 1.3;
+  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.15); max-width: 360px; }
+.tip-x { font-weight: 600; } .tip-row { display: flex; gap: 0.4em; align-items: center; }
+.tip-val { margin-left: auto; font-variant-numeric: tabular-nums; padding-left: 0.8em; }
+.frames { display: flex; align-items: center; gap: 0.6em; margin: 0.3em 0 0.6em; }
+.frames input[type=range] { width: 260px; vertical-align: middle; }
+.frame-value { font-weight: 600; min-width: 2em; }
+"""
+
 # The head of every page. The Content-Security-Policy forbids every network fetch; the style sheet is ours (|safe).
-_HEAD_MACRO = """{% macro head(title, style) -%}
+_HEAD_MACRO = (
+    """{% macro head(title, style, csp=none) -%}
 <!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{{ csp or \""""
+    + STATIC_CSP
+    + """\" }}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title>
 <style>
@@ -36,6 +71,7 @@ _HEAD_MACRO = """{% macro head(title, style) -%}
 </head>
 {%- endmacro %}
 """
+)
 
 # A figure with its heading: the PNG inline as base64, its size given so the page does not reflow as it loads.
 _FIGURE_MACRO = """{% macro figure(fig, level=2) -%}
@@ -47,13 +83,31 @@ _FIGURE_MACRO = """{% macro figure(fig, level=2) -%}
 {%- endmacro %}
 """
 
+# An interactive figure: a container that report.js fills from the figure of the same id in the embedded JSON.
+_CHART_MACRO = """{% macro chart(fig, level=2) -%}
+<h{{ level }}>{{ fig.title }}</h{{ level }}>
+<figure>
+<div id="{{ fig.id }}" class="chart-host" role="group" aria-label="{{ fig.alt }}"></div>
+<figcaption>{{ fig.caption }}</figcaption>
+</figure>
+{%- endmacro %}
+{% macro show(fig, level=2) -%}
+{% if fig.kind == "chart" %}{{ chart(fig, level) }}{% else %}{{ figure(fig, level) }}{% endif %}
+{%- endmacro %}
+"""
+
 STUDY_TEMPLATE = (
     _HEAD_MACRO
     + _FIGURE_MACRO
-    + """{{ head("initlab study report: " ~ study.name, style) }}
+    + _CHART_MACRO
+    + """{{ head("initlab study report: " ~ study.name, style, csp) }}
 <body>
 <h1>Study report: {{ study.name }}</h1>
-<p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }} from <code>{{ study_dir }}</code>.</p>
+<p class="muted">Built by initlab {{ generator_version }} on {{ generated_at }} from <code>{{ study_dir }}</code>.
+{%- if scripts %} Charts: hover for values, click a legend entry to hide an arm (double-click: only that arm), drag
+to zoom (double-click resets), PNG and SVG to save a chart.{% endif %}</p>
+{% if scripts %}<noscript><p class="warning">The charts of this page need JavaScript; <code>initlab report --static
+</code> builds the same report with images.</p></noscript>{% endif %}
 
 <section id="verdict">
 <h2>Verdict</h2>
@@ -125,10 +179,10 @@ mean ± sample standard deviation over its finished runs.</p>
 </tbody>
 </table>
 {% for fig in sweep_figures %}
-{{ figure(fig, 3) }}
+{{ show(fig, 3) }}
 {% endfor %}
 {% endif %}{% for fig in figures %}
-{{ figure(fig) }}
+{{ show(fig) }}
 {% endfor %}
 {% if init_errors %}
 <p class="muted">Initial weights could not be rebuilt for:
@@ -139,7 +193,7 @@ mean ± sample standard deviation over its finished runs.</p>
 <h2>Diagnostics: signal and gradients per layer</h2>
 <p>Stored by the runner with <code>initlab.diagnose</code> on a batch of training data ({{ diag_note }}).</p>
 {% for fig in diag_figures %}
-{{ figure(fig, 3) }}
+{{ show(fig, 3) }}
 {% endfor %}
 {% endif %}
 {% if diagnostics %}
@@ -153,6 +207,9 @@ first {{ d.rows|length }} shown{% endif %})</summary>
 </tbody></table></details>
 {% endfor %}
 {% endif %}
+{% if scripts %}<script type="application/json" id="report-data">{{ data_json|safe }}</script>
+{% for code in scripts %}<script>{{ code|safe }}</script>
+{% endfor %}{% endif %}
 </body>
 </html>
 """

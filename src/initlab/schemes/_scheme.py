@@ -239,7 +239,7 @@ def as_scheme(spec: SchemeLike, *, what: str = "scheme") -> Scheme:
         if value not in RULE_SCHEME_NAMES:
             raise procedure_error(spec, what)
         return Scheme.auto() if value == "auto" else Scheme.keras()
-    if form in ("lsuv_config", "critical_config"):
+    if form in ("lsuv_config", "critical_config", "structural_config"):
         raise procedure_error(spec, what)
     if form == "scheme_config":
         return Scheme.from_dict(value)

@@ -13,8 +13,10 @@ from torch import nn
 
 from initlab.schemes._critical import Critical
 from initlab.schemes._lsuv import LSUV
+from initlab.schemes._registry import BY_NAME, structural_from_dict, structural_scheme
 from initlab.schemes._report import InitReport
 from initlab.schemes._scheme import Scheme, as_scheme
+from initlab.schemes._structural import StructuralScheme
 from initlab.schemes._torch import TorchDefaults
 from initlab.schemes.base import Initialization, check_arguments
 from initlab.schemes.spec import SchemeSpec, parse
@@ -27,10 +29,11 @@ def resolve(spec: SchemeSpec | Any) -> Initialization:
 
     ``"torch"`` gives :class:`~initlab.schemes.TorchDefaults`, ``"lsuv"`` and ``{"class_name": "LSUV", ...}`` an
     :class:`~initlab.schemes.LSUV`, ``"critical"`` and ``{"class_name": "Critical", ...}`` a
-    :class:`~initlab.schemes.Critical`, an Initialization object itself; every other form (``"auto"``, ``"keras"``,
-    an initializer, a Scheme config) a :class:`~initlab.schemes.Scheme`. Raises ``ValueError`` for an unknown name,
-    naming the closest initializer or scheme name and listing the model-wide schemes, and ``TypeError`` for a value
-    of no scheme form.
+    :class:`~initlab.schemes.Critical`, a structural scheme's name (``"fixup"``, ``"gpt2"``, ...) or config its
+    :class:`~initlab.schemes.StructuralScheme`, an Initialization object itself; every other form (``"auto"``,
+    ``"keras"``, an initializer, a Scheme config) a :class:`~initlab.schemes.Scheme`. Raises ``ValueError`` for an
+    unknown name, naming the closest initializer or scheme name and listing the model-wide schemes, and ``TypeError``
+    for a value of no scheme form.
     """
     form, value = parse(spec)
     if form == "object":
@@ -39,6 +42,10 @@ def resolve(spec: SchemeSpec | Any) -> Initialization:
         return LSUV.from_dict(value)
     if form == "critical_config":
         return Critical.from_dict(value)
+    if form == "structural_config":
+        return structural_from_dict(value)
+    if form == "name" and value in BY_NAME:
+        return structural_scheme(value)
     if form == "name" and value == "torch":
         return TorchDefaults()
     if form == "name" and value == "lsuv":
@@ -51,10 +58,14 @@ def resolve(spec: SchemeSpec | Any) -> Initialization:
 def uses_data(spec: SchemeSpec | Any) -> bool:
     """Whether the values ``spec`` gives can depend on ``data``: it needs data (LSUV), or it finds the activations
     with a forward pass that runs on ``data`` when given (on a built input otherwise): a Scheme with an "auto" rule, or
-    "critical". A study shows such a scheme a sample of training inputs; for any other, ``data`` changes nothing and
-    need not be loaded."""
+    "critical", or a structural scheme on an "auto" base. A study shows such a scheme a sample of training inputs;
+    for any other, ``data`` changes nothing and need not be loaded."""
     init = resolve(spec)
-    return bool(init.needs_data) or isinstance(init, Critical) or (isinstance(init, Scheme) and init.uses_auto)
+    return (
+        bool(init.needs_data)
+        or isinstance(init, Critical)
+        or (isinstance(init, (Scheme, StructuralScheme)) and init.uses_auto)
+    )
 
 
 def initialize(
@@ -80,6 +91,11 @@ def initialize(
     * ``"lsuv"`` or an :class:`~initlab.schemes.LSUV` config: layer-sequential unit variance; needs ``data``;
     * ``"critical"`` or a :class:`~initlab.schemes.Critical` config: each layer on the critical line (χ₁ = 1) of
       the activation that follows it, by mean-field theory (:mod:`initlab.theory`); ``data`` as for ``"auto"``;
+    * a structural scheme: ``"fixup"``, ``"skipinit"``, ``"rezero"``, ``"zero_gamma"``, ``"layerscale"``,
+      ``"gpt2"``, ``"t_fixup"``, ``"deepnet"``, ``"small_embedding"``, ``"mimetic"``, ``"delta_orthogonal"``,
+      ``"zero_init"``, ``"spectral"``, ``"forget_bias"``, ``"chrono"`` or its config dict: targets found through the
+      model's declared structure (the last layer of each residual branch, the output projections, the embeddings)
+      and module types, the rest by the scheme's base (``docs/schemes.md``);
     * a :class:`Scheme` of ordered rules, or its config dict;
     * any :class:`~initlab.schemes.Initialization` object.
 
