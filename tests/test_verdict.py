@@ -32,7 +32,8 @@ def test_the_paired_p_value_is_scipys_ttest_rel(a, b):
 
 def test_differences_without_spread_are_certain():
     assert paired_p_value([0.0, 0.0, 0.0]) == 1.0
-    assert paired_p_value([0.2, 0.2]) == 0.0
+    assert paired_p_value([0.2, 0.2]) is None  # no spread: the t statistic is undefined
+    assert seeds_needed([0.2, 0.2]) is None
     assert paired_p_value([0.3]) is None
 
 

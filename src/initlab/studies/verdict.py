@@ -6,7 +6,8 @@ Student's paired t-test, ``t = mean(d) / (sd(d) / sqrt(n))`` with ``n - 1`` degr
 (``scipy.stats.ttest_rel``). The p-values of all comparisons with the best are corrected for multiple comparisons
 by Holm's step-down method (Holm 1979): sorted ascending, ``p_(i)`` becomes ``max_{j<=i} min(1, (k - j + 1) p_(j))``
 for ``k`` comparisons. A configuration is *indistinguishable* from the best when its corrected p-value is at least
-:data:`ALPHA`, or when fewer than two seeds pair up (then no test is possible, and the verdict says so).
+:data:`ALPHA`, or when no test is possible: fewer than two paired seeds, or the same non-zero difference on every
+seed, where the t statistic is undefined (the verdict says which).
 
 **The metric** is test accuracy, or test loss for regression studies (whose accuracy is undefined), as in the
 ranked table (:mod:`initlab.studies.summary`).
@@ -90,7 +91,8 @@ class Verdict:
         elif self.comparisons and not untested:
             out.append(f"Every other configuration is worse by the {self.test}.")
         if untested:
-            out.append(f"Not testable with fewer than two paired seeds: {', '.join(untested)}.")
+            why = "fewer than two paired seeds, or the same difference on every seed"
+            out.append(f"Not testable ({why}): {', '.join(untested)}.")
         if self.top_two is not None:
             a, b = self.top_two
             if self.seeds_needed is None:
@@ -130,15 +132,16 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def paired_p_value(differences: Sequence[float]) -> float | None:
-    """The two-sided p-value of the paired t-test of ``differences`` against zero; None for fewer than two. Equal
-    differences have no spread: p is 1 when they are all zero and 0 otherwise."""
+    """The two-sided p-value of the paired t-test of ``differences`` against zero; None for fewer than two, and for
+    equal non-zero differences, which have no spread and leave the t statistic undefined (1 when they are all
+    zero: the two configurations scored the same on every seed)."""
     n = len(differences)
     if n < 2:
         return None
     mean = sum(differences) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
     if sd == 0.0 or not math.isfinite(sd):
-        return 1.0 if mean == 0.0 else 0.0
+        return 1.0 if mean == 0.0 else None
     from scipy.special import stdtr  # Student's t CDF; scipy.stats takes a second to import
 
     t = mean / (sd / math.sqrt(n))
@@ -153,10 +156,8 @@ def seeds_needed(differences: Sequence[float]) -> int | None:
         return None
     mean = sum(differences) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-    if mean == 0.0:
+    if mean == 0.0 or sd == 0.0:
         return None
-    if sd == 0.0:
-        return 2
     import numpy as np
     from scipy.special import stdtrit  # Student's t quantile
 
