@@ -172,7 +172,7 @@ def compare_command(
             given |= {k.replace("_", "-"): v for k, v in sweep.items()}
             study, folder = _resumed(resume, {**given, "config": config}), resume
         else:
-            base = Study.from_toml(config) if config is not None else Study.quick_article()
+            base = Study.from_toml(config, inits=inits) if config is not None else Study.quick_article()
             study = base.with_overrides(name=name, dataset=dataset, dataset_options=dataset_options, model=model,
                                         inits=inits, seeds=seeds, train=train, sweep=sweep,
                                         parametrization=parametrization)  # fmt: skip

@@ -317,8 +317,9 @@ class Study:
         return cls.from_config({"name": "compare", "inits": list(ARTICLE_INITS), "seeds": 2, "train": {"epochs": 3}})
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> Study:
-        """Read a study file (see the module docstring for its form)."""
+    def from_toml(cls, path: str | Path, *, inits: str | Sequence[str] | None = None) -> Study:
+        """Read a study file (see the module docstring for its form); ``inits`` gives the arms of a file that names
+        none (as ``--inits`` does with ``--config``)."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -326,6 +327,8 @@ class Study:
             raise ValueError(f"study file {str(path)!r} does not exist.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
+        if inits is not None and not data.get("arms") and not data.get("inits"):
+            data["inits"] = [part.strip() for part in inits.split(",")] if isinstance(inits, str) else list(inits)
         return cls.from_config(data)
 
 
