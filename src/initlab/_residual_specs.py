@@ -31,12 +31,12 @@ from initlab._spec_base import (
 from initlab.checks import check_shape, did_you_mean
 
 ResidualKind = Literal["resmlp", "resnet", "transformer"]
-LNPlace = Literal["pre", "post", "none"]
+LNPlace = Literal["pre", "post", "none", "deepnorm"]
 Task = Literal["classify", "lm"]
 Gate = Literal["none", "scalar", "channel"]
 
 RESIDUAL_KINDS: tuple[ResidualKind, ...] = ("resmlp", "resnet", "transformer")
-LN_PLACES: tuple[LNPlace, ...] = ("pre", "post", "none")
+LN_PLACES: tuple[LNPlace, ...] = ("pre", "post", "none", "deepnorm")
 TASKS: tuple[Task, ...] = ("classify", "lm")
 #: A learnable multiplier on each residual branch, ``x + g·f(x)``: none, one scalar (SkipInit, ReZero) or one per
 #: channel (LayerScale); 1 until a scheme sets it.
@@ -267,6 +267,7 @@ class TransformerSpec(_ResidualSpecBase):
     depth: int = 2  # transformer blocks (layers)
     heads: int = 4  # must divide the width
     ln: LNPlace = "pre"  # pre: x + f(LN(x)) (GPT-2, Xiong et al. 2020); post: LN(x + f(x)) (Vaswani et al. 2017)
+    # deepnorm: LN(α·x + f(x)), α = (2·depth)^(1/4) (Wang et al. 2022); none: no normalization (T-Fixup)
     task: Task = "classify"  # classify: encoder, mean over positions; lm: causal decoder, last position
     patch: int | None = None  # image inputs: patch side; None: the smallest giving at most 64 patches
     ffn: int = 4  # the MLP's hidden width, in multiples of the width (4 in Vaswani et al. and GPT)

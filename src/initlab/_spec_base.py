@@ -24,7 +24,7 @@ Model spec grammar: KIND[:W1,W2,...][;KEY=VALUE]...
 options: act=relu|tanh|sigmoid|selu|gelu|leaky_relu|linear  dropout=P in [0,1)  bias=true|false  norm=none|batch|layer
          cnn/cnn1d only: kernel=K  stride=S  pool=max|avg|none  head=W1[,W2...]
          resmlp: act norm dropout bias    resnet: blocks=B (per stage)  norm (default batch)  act
-         transformer: heads=H  ln=pre|post|none  task=classify|lm  patch=P  ffn=F  vocab=V  act (default gelu)
+         transformer: heads=H  ln=pre|post|none|deepnorm  task=classify|lm  patch=P  ffn=F  vocab=V  act (default gelu)
            dropout  bias
 widths are positive integers; input and output sizes come from the data set."""
 

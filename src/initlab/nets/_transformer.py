@@ -5,7 +5,10 @@
   normalizes each branch's input, ``x = x + f(LN(x))``, and the stream once more before the head (GPT-2; Xiong et
   al. 2020, "On Layer Normalization in the Transformer Architecture", show that pre-LN keeps the gradients at the
   output well-behaved at initialization, so it trains without warm-up); ``ln="none"`` has no normalization at all
-  (what T-Fixup-style initializations make trainable).
+  (what T-Fixup-style initializations make trainable); ``ln="deepnorm"`` is post-LN with the residual up-weighted,
+  ``x = LN(α·x + f(x))`` with α = (2N)^(1/4) for N blocks (DeepNorm: Wang et al. 2022, "DeepNet: Scaling
+  Transformers to 1,000 Layers", the encoder-only and decoder-only α; the matching initialization is the
+  ``deepnet`` scheme).
 - **Inputs**: token ids ``(B, T)`` through an ``nn.Embedding(vocab, d)``; feature sequences ``(B, T, F)`` through an
   ``nn.Linear(F, d)``; images ``(B, C, H, W)`` cut into ``patch × patch`` patches, each linearly embedded (a
   ``Conv2d`` with kernel and stride ``patch``), as in ViT (Dosovitskiy et al. 2021, "An Image is Worth 16x16
@@ -26,7 +29,7 @@ from torch import nn
 from initlab.nets._layers import ActivationName, FeedForward, SelfAttention, branch_gate
 from initlab.nets._structure import BranchDecl, Declaration
 
-LNPlace = Literal["pre", "post", "none"]
+LNPlace = Literal["pre", "post", "none", "deepnorm"]
 Task = Literal["classify", "lm"]
 
 #: An image gets the smallest patch that gives at most this many tokens, unless the patch is given.
@@ -35,7 +38,8 @@ MAX_AUTO_PATCHES = 64
 
 class TransformerBlock(nn.Module):
     """Self-attention then an MLP (hidden ``ffn · d``), each a residual branch, with the layer norms where ``ln``
-    says (see the module docstring); ``attn.out`` and ``mlp.fc2`` write into the stream."""
+    says (see the module docstring); ``attn.out`` and ``mlp.fc2`` write into the stream. ``alpha`` is DeepNorm's
+    residual weight (``ln="deepnorm"`` only; :class:`Transformer` sets it to (2N)^(1/4))."""
 
     def __init__(
         self,
@@ -49,11 +53,16 @@ class TransformerBlock(nn.Module):
         causal: bool,
         bias: bool,
         gate: str = "none",
+        alpha: float = 1.0,
     ) -> None:
         super().__init__()
-        if ln not in ("pre", "post", "none"):
-            raise ValueError(f"ln={ln!r} is not one of pre|post|none.")
+        if ln not in ("pre", "post", "none", "deepnorm"):
+            raise ValueError(f"ln={ln!r} is not one of pre|post|none|deepnorm.")
+        if alpha != 1.0 and ln != "deepnorm":
+            raise ValueError(f"alpha={alpha!r} up-weights the residual of ln=deepnorm blocks only, not ln={ln!r}.")
         self.ln = ln
+        # DeepNorm's residual weight α in LN(α·x + f(x)); a plain float, not a parameter: it is architecture.
+        self.alpha = float(alpha)
         self.ln1 = nn.LayerNorm(width) if ln != "none" else nn.Identity()
         self.attn = SelfAttention(width, heads, causal=causal, bias=bias)
         self.ln2 = nn.LayerNorm(width) if ln != "none" else nn.Identity()
@@ -70,6 +79,9 @@ class TransformerBlock(nn.Module):
         if self.ln == "post":
             x = self.ln1(x + self.drop(self._gated(self.attn_gate, self.attn(x))))
             return self.ln2(x + self.drop(self._gated(self.mlp_gate, self.mlp(x))))
+        if self.ln == "deepnorm":
+            x = self.ln1(self.alpha * x + self.drop(self._gated(self.attn_gate, self.attn(x))))
+            return self.ln2(self.alpha * x + self.drop(self._gated(self.mlp_gate, self.mlp(x))))
         x = x + self.drop(self._gated(self.attn_gate, self.attn(self.ln1(x))))
         return x + self.drop(self._gated(self.mlp_gate, self.mlp(self.ln2(x))))
 
@@ -159,9 +171,20 @@ class Transformer(nn.Module):
         self.vocab = vocab if self.inputs == "tokens" else None
         self.task = task
         self.pos = nn.Embedding(tokens, width)
+        # DeepNorm's α = (2N)^(1/4), N blocks (Wang et al. 2022, Fig. 2, encoder-only and decoder-only).
+        alpha = (2 * depth) ** 0.25 if ln == "deepnorm" else 1.0
         self.blocks = nn.ModuleList(
             TransformerBlock(
-                width, heads, ffn=ffn, act=act, ln=ln, dropout=dropout, causal=task == "lm", bias=bias, gate=gate
+                width,
+                heads,
+                ffn=ffn,
+                act=act,
+                ln=ln,
+                dropout=dropout,
+                causal=task == "lm",
+                bias=bias,
+                gate=gate,
+                alpha=alpha,
             )
             for _ in range(depth)
         )

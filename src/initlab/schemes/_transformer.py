@@ -151,8 +151,10 @@ class DeepNet(StructuralScheme):
     * the query and key projections: Xavier normal with gain 1; the rest: the base (Xavier normal).
 
     DeepNorm also up-weights the residual, ``x_{l+1} = LN(α·x_l + G(x_l))`` with α = (2N)^(1/4): that is part of the
-    architecture, which initlab's transformer does not have yet; α is recorded in ``report.extra``. A transformer
-    block of initlab must be post-LN (``ln=post``).
+    architecture, not of the initialization: initlab's transformer applies it with ``ln=deepnorm``
+    (``transformer:64x24;ln=deepnorm``). A block of initlab must be post-LN, ``ln=post`` (β only: the residual is not
+    up-weighted) or ``ln=deepnorm`` (β and α: DeepNorm as published); ``report.extra`` records α and whether the
+    model applies it (``alpha_applied``).
     """
 
     config_name = "a DeepNet config"
@@ -165,15 +167,20 @@ class DeepNet(StructuralScheme):
         model = targets.model
         found, _ = transformer_structure(targets, self.scheme_name)
         blocks = [(b.name, model.get_submodule(b.name)) for b in found.blocks]
-        pre = [name for name, m in blocks if isinstance(m, TransformerBlock) and m.ln != "post"]
+        pre = [name for name, m in blocks if isinstance(m, TransformerBlock) and m.ln not in ("post", "deepnorm")]
         if pre:
             raise StructureError(
                 f"deepnet is for post-LN transformers (DeepNorm: x = LN(α·x + f(x))); block {pre[0]!r} is not "
-                "post-LN: build the transformer with ln=post, e.g. transformer:64x4;ln=post."
+                "post-LN: build the transformer with ln=deepnorm (or ln=post, without α), e.g. "
+                "transformer:64x4;ln=deepnorm."
             )
         n = len(found.blocks)
         beta, alpha = (8 * n) ** -0.25, (2 * n) ** 0.25
-        plan = Plan(extra={"blocks": n, "beta": beta, "alpha": alpha, "alpha_applied": False})
+        # α is the model's (ln=deepnorm sets it from the same N); a block of another type is not known to apply it.
+        applied = bool(blocks) and all(
+            isinstance(m, TransformerBlock) and m.ln == "deepnorm" and math.isclose(m.alpha, alpha) for _, m in blocks
+        )
+        plan = Plan(extra={"blocks": n, "beta": beta, "alpha": alpha, "alpha_applied": applied})
         scaled = Override(
             f"v/out and MLP weights → Xavier normal, gain β = (8N)^(-1/4) = {fmt(beta)}", XavierNormal(beta)
         )
