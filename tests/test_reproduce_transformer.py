@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,6 @@ from initlab.nets import StructureError
 from initlab.reproduce import deepnet2022, reproduce
 
 
-@pytest.mark.skipif(
-    os.environ.get("INITLAB_SLOW") != "1",
-    reason="the DeepNet quick form trains two 12-block transformers (2-3 min on 2 cores); INITLAB_SLOW=1 runs it",
-)
 def test_deepnet2022_quick_claims_hold(tmp_path: Path) -> None:
     result = reproduce("deepnet2022", tmp_path, quick=True)
     assert result.passed, [c for c in result.claims if not c.passed]

@@ -2,6 +2,7 @@
 
 from initlab.reproduce import deepnet2022 as _deepnet2022  # noqa: F401  (registers)
 from initlab.reproduce import dlai_circles as _dlai_circles  # noqa: F401
+from initlab.reproduce import fixup2019 as _fixup2019  # noqa: F401
 from initlab.reproduce import glorot2010 as _glorot2010  # noqa: F401
 from initlab.reproduce import he2015_depth as _he2015_depth  # noqa: F401
 from initlab.reproduce import isometry as _isometry  # noqa: F401
