@@ -13,30 +13,19 @@ without ``set_lr``), and the models at 12 log-spaced rates from 1e-4 to 1e-2 (on
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
 import initlab.data
 import initlab.models
 from initlab.training import Batch, Population, TrainSettings
+from machine import cpu_name
 
 #: The must-hold of the learning-rate sweep issue: 12 rates cost at most this much more than one.
 TARGET = 1.15
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def load_data(kind: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,16 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 from websockets.sync.client import connect
+
+from machine import cpu_name, matmul_peak
 
 TARGETS = {"small": 30.0, "deep": 10.0}
 WORKLOADS = {
@@ -39,28 +39,6 @@ WORKLOADS = {
     "deep": "data=dlai-circles&depth=20&width=64&opt=adam&lr=0.001&arm=he_normal&arm=glorot_uniform"
     "&arm=orthogonal&arm=lecun_normal&seed=3&speed=1",
 }
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def matmul_peak(threads: int, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of an n×n×n matrix product with ``threads`` threads (best of ``reps``)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:

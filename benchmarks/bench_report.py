@@ -26,14 +26,7 @@ from pathlib import Path
 
 import torch
 
-
-def matmul_peak(threads: int, n: int = 2048, reps: int = 6) -> float:
-    """GFLOP/s of an n×n×n float32 matrix product with ``threads`` threads (best of ``reps``)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
+from machine import matmul_peak
 
 
 def _timed(fn: Callable[[], object]) -> float:

@@ -33,21 +33,7 @@ import initlab.models
 from initlab.store import Store
 from initlab.studies import ARTICLE_INITS, Arm, Study, run_study
 from initlab.training import TrainSettings
-
-
-def matmul_peak(threads: int, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 6) -> float:
-    """GFLOP/s of an n×n×n matrix product with ``threads`` threads (best of ``reps``)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from machine import matmul_peak
 
 
 def mlp_flops_per_sample(widths: list[int], *, executed: bool = True) -> float:
