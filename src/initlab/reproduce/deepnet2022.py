@@ -115,8 +115,7 @@ def study(label: str, quick: bool) -> Study:
 
 
 @register("deepnet2022", "Post-LN vs DeepNorm on a 24-layer transformer without warm-up (copy task)", SOURCE,
-          "estimated 10-15 minutes (2 placements x 3 seeds x 6 epochs of 31 steps); the quick form 9.5 minutes "
-          "measured with the 2 cores shared by other jobs (load 10), 3 minutes of CPU time",
+          "about 3 minutes (2 placements x 3 seeds x 6 epochs of 31 steps); the quick form about 16 s",
           heading="DeepNorm trains a deep Post-LN transformer without warm-up (Wang et al. 2022)")  # fmt: skip
 def run(result: Result, out: Path) -> Result:
     epochs: list[EpochRecord] = []
