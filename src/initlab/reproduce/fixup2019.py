@@ -134,7 +134,7 @@ def _shown(accuracies: list[float | None]) -> str:
 
 
 @register("fixup2019", "He vs Fixup vs batch norm on a 32-block residual MLP without normalization (MNIST-1D)",
-          SOURCE, "about 10-15 minutes (3 arms x 3 seeds x 15 epochs); the quick form about 30-60 s",
+          SOURCE, "about 40 s (3 arms x 3 seeds x 15 epochs); the quick form about 15 s",
           heading="Fixup: a deep residual network without normalization (Zhang et al. 2019)")  # fmt: skip
 def run(result: Result, out: Path) -> Result:
     specs = studies(result.quick)
