@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -160,8 +160,29 @@ class _ResidualSpecBase:
             raise ValueError(f"{self}: {exc}") from None
 
 
+_Spec = TypeVar("_Spec", bound="_WidthByDepth")
+
+
+class _WidthByDepth:
+    """A spec written ``WIDTHxDEPTH`` whose hidden layers all have one width: its shape text, widths and resizing."""
+
+    width: int
+    depth: int
+
+    def _shape_text(self) -> str:
+        return f"{self.width}x{self.depth}"
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return (self.width,) * self.depth
+
+    def resized(self: _Spec, width: int | None, depth: int | None) -> _Spec:
+        """This spec with ``width`` and ``depth`` (``None`` keeps its own); every other option stays."""
+        return replace(self, width=self.width if width is None else width, depth=self.depth if depth is None else depth)
+
+
 @dataclass(frozen=True)
-class ResMLPSpec(_ResidualSpecBase):
+class ResMLPSpec(_WidthByDepth, _ResidualSpecBase):
     """``resmlp:WIDTHxDEPTH``: a residual MLP (:class:`initlab.nets.ResidualMLP`)."""
 
     width: int = 64
@@ -181,17 +202,6 @@ class ResMLPSpec(_ResidualSpecBase):
         _check_choice(self.kind, "norm", self.norm, NORMS)
         _check_choice(self.kind, "gate", self.gate, GATES)
         _check_common(self)
-
-    def _shape_text(self) -> str:
-        return f"{self.width}x{self.depth}"
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        return (self.width,) * self.depth
-
-    def resized(self, width: int | None, depth: int | None) -> ResMLPSpec:
-        """This spec with ``width`` units and ``depth`` blocks (``None`` keeps its own)."""
-        return replace(self, width=self.width if width is None else width, depth=self.depth if depth is None else depth)
 
     def _build(self, shape: tuple[int, ...], num_classes: int | None) -> nn.Module:
         return self._built(
@@ -260,7 +270,7 @@ class ResNetSpec(_ResidualSpecBase):
 
 
 @dataclass(frozen=True)
-class TransformerSpec(_ResidualSpecBase):
+class TransformerSpec(_WidthByDepth, _ResidualSpecBase):
     """``transformer:WIDTHxDEPTH``: an encoder or a causal decoder (:class:`initlab.nets.Transformer`)."""
 
     width: int = 64  # d_model
@@ -297,17 +307,6 @@ class TransformerSpec(_ResidualSpecBase):
         _check_choice(self.kind, "task", self.task, TASKS)
         _check_choice(self.kind, "gate", self.gate, GATES)
         _check_common(self)
-
-    def _shape_text(self) -> str:
-        return f"{self.width}x{self.depth}"
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        return (self.width,) * self.depth
-
-    def resized(self, width: int | None, depth: int | None) -> TransformerSpec:
-        """This spec with width ``width`` and ``depth`` layers (``None`` keeps its own); the heads stay."""
-        return replace(self, width=self.width if width is None else width, depth=self.depth if depth is None else depth)
 
     def _build(self, shape: tuple[int, ...], num_classes: int | None) -> nn.Module:
         vocab = self.vocab if self.vocab is not None else num_classes

@@ -135,7 +135,7 @@ def check(study: Study) -> None:
     spec before anything trains; ValueError names the closest match."""
     if data.files.is_file(study.dataset):
         train = load_split(study, "train")
-        shape, classes, options = train.input_shape, outputs(train), True
+        shape, classes, sized = train.input_shape, outputs(train), True
         if train.num_classes is None and study.train.loss != "mse":
             raise ValueError(
                 f"{study.dataset} has regression targets: train with loss='mse' (--loss mse), not "
@@ -143,12 +143,13 @@ def check(study: Study) -> None:
             )
     else:
         meta = data.info(study.dataset)
-        shape, classes, options = tuple(meta.input_shape), meta.num_classes, bool(study.dataset_options)
+        # The registry's shapes hold for a data set's default options only.
+        shape, classes, sized = tuple(meta.input_shape), meta.num_classes, not study.dataset_options
     for arm in study.arms:
         check_arm(arm)
     models.check(study.model)
     # A spec's shapes are known without loading the data: build each architecture of the sweep to check its size.
-    if models.is_spec(study.model) and not (options and not data.files.is_file(study.dataset)) and classes:
+    if models.is_spec(study.model) and sized and classes:
         with torch.device("meta"):  # without memory
             for spec in dict.fromkeys(study.model_for(point) for point in study.points()):
                 models.build(spec, input_shape=shape, num_classes=classes)
