@@ -10,7 +10,17 @@ file checked by sha256 before it is read. ``initlab data list`` shows what is av
 from initlab.data import files
 from initlab.data._base import SPLITS, Dataset, Split
 from initlab.data._cache import DataNotFoundError, IntegrityError, cache_dir
-from initlab.data._load import DATASETS, NAMES, Availability, DatasetInfo, availability, info, load, prepare
+from initlab.data._load import (
+    DATASETS,
+    NAMES,
+    Availability,
+    DatasetInfo,
+    availability,
+    info,
+    load,
+    load_splits,
+    prepare,
+)
 from initlab.data.normalize import Normalization, NormalizeKind, NormalizePer, fit_normalization
 
 __all__ = [
@@ -32,5 +42,6 @@ __all__ = [
     "fit_normalization",
     "info",
     "load",
+    "load_splits",
     "prepare",
 ]

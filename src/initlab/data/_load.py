@@ -264,29 +264,47 @@ def load(
             sha256 check (:class:`IntegrityError`, naming the file and what to do).
         FileNotFoundError: MNIST is in none of its sources (:class:`DataNotFoundError`, saying how to get it).
     """
+    (dataset,) = load_splits(
+        name,
+        splits=(split,),
+        seed=seed,
+        standardize=standardize,
+        normalize=normalize,
+        normalize_per=normalize_per,
+        **options,
+    )
+    return dataset
+
+
+def load_splits(
+    name: str,
+    *,
+    splits: Sequence[Split] = ("train", "val", "test"),
+    seed: int | None = None,
+    standardize: bool = True,
+    normalize: NormalizeKind | None = _UNSET,
+    normalize_per: NormalizePer = "auto",
+    **options: Any,
+) -> tuple[Dataset, ...]:
+    """Several splits of one data set, as :func:`load` gives each (the same tensors), reading the data set once and
+    fitting the normalization once: ``load_splits("mnist")`` decompresses MNIST once, where three :func:`load` calls
+    decompress it three times and fit the training statistics three times. Same arguments as :func:`load`, with
+    ``splits`` in place of ``split``."""
     if _files.is_file(name):
-        return _load_file(name, split, seed, standardize, normalize, normalize_per, options)
+        return _load_file(name, splits, seed, standardize, normalize, normalize_per, options)
     name = check_choice("name", name, NAMES)
-    split = check_choice("split", split, SPLITS)
+    splits = [check_choice("split", split, SPLITS) for split in splits]
     info_ = DATASETS[name]
     resolved = _resolve_options(name, options)
     seed_used = _resolve_seed(info_, seed)
     kind = _resolve_kind(standardize, normalize)
     kind = None if info_.tokens else kind  # token ids are categories: never normalized
-    reader = _READERS[name]
-
-    if kind is None:
-        (raw,) = reader([split], seed_used, resolved)
-        norm = Normalization(None)
-        x = raw.x
-    else:
-        if split == "train":
-            (raw,) = reader(["train"], seed_used, resolved)
-            train = raw
-        else:
-            raw, train = reader([split, "train"], seed_used, resolved)
-        norm = _normalize.fit_normalization(train.x, kind, per=normalize_per, fitted_on="train")
-        x = norm.apply(raw.x)
+    # One read for every split asked for, and for the training split when the statistics need it.
+    wanted = list(dict.fromkeys([*splits, *(["train"] if kind is not None else [])]))
+    raws = dict(zip(wanted, _READERS[name](wanted, seed_used, resolved), strict=True))
+    norm = Normalization(None)
+    if kind is not None:
+        norm = _normalize.fit_normalization(raws["train"].x, kind, per=normalize_per, fitted_on="train")
 
     if name in _toy.OPTIONS:
         classes, shape = _toy.num_classes(name, resolved), _toy.input_shape(name, resolved)
@@ -294,34 +312,41 @@ def load(
         classes, shape = _sequences.num_classes(name, resolved), _sequences.input_shape(name, resolved)
     else:
         classes, shape = info_.num_classes, info_.input_shape
-    y = raw.y.to(torch.int64) if classes is not None else raw.y.to(torch.float32)
     if name == "mnist" and resolved["path"] is not None:
         resolved["path"] = str(Path(resolved["path"]).expanduser())
-    return Dataset(
-        x=x.contiguous() if info_.tokens else x.to(torch.float32).contiguous(),
-        y=y,
-        name=name,
-        split=split,
-        num_classes=classes,
-        input_shape=tuple(shape),
-        normalization=norm,
-        source=raw.source,
-        seed=seed_used,
-        options=resolved,
-    )
+    out = []
+    for split in splits:
+        raw = raws[split]
+        x = raw.x if kind is None else norm.apply(raw.x)
+        y = raw.y.to(torch.int64) if classes is not None else raw.y.to(torch.float32)
+        out.append(
+            Dataset(
+                x=x.contiguous() if info_.tokens else x.to(torch.float32).contiguous(),
+                y=y,
+                name=name,
+                split=split,
+                num_classes=classes,
+                input_shape=tuple(shape),
+                normalization=norm,
+                source=raw.source,
+                seed=seed_used,
+                options=dict(resolved),
+            )
+        )
+    return tuple(out)
 
 
 def _load_file(
     path: str | os.PathLike[str],
-    split: Split,
+    splits: Sequence[Split],
     seed: int | None,
     standardize: bool,
     normalize: Any,
     normalize_per: NormalizePer,
     options: Mapping[str, Any],
-) -> Dataset:
-    """:func:`load` for a data file (:mod:`initlab.data.files`)."""
-    split = check_choice("split", split, SPLITS)
+) -> tuple[Dataset, ...]:
+    """:func:`load_splits` for a data file (:mod:`initlab.data.files`)."""
+    splits = [check_choice("split", split, SPLITS) for split in splits]
     for key in options:
         if key not in _files.OPTIONS:
             raise ValueError(
@@ -332,24 +357,24 @@ def _load_file(
     kind = _resolve_kind(standardize, normalize)
     seed_used = _files.DEFAULT_SEED if seed is None else check_int("seed", seed, minimum=0)
     parts, classes, shape, _names = _files.read_file(path, seed_used, resolved)
-    raw = parts[split]
-    if kind is None:
-        norm, x = Normalization(None), raw.x
-    else:
+    norm = Normalization(None)
+    if kind is not None:
         norm = _normalize.fit_normalization(parts["train"].x, kind, per=normalize_per, fitted_on="train")
-        x = norm.apply(raw.x)
     resolved["sha256"] = _files.digest(path) if resolved["sha256"] is None else resolved["sha256"]
-    return Dataset(
-        x=x.to(torch.float32).contiguous(),
-        y=raw.y,
-        name=str(Path(path).expanduser()),
-        split=split,
-        num_classes=classes,
-        input_shape=shape,
-        normalization=norm,
-        source=raw.source,
-        seed=seed_used,
-        options=resolved,
+    return tuple(
+        Dataset(
+            x=(parts[split].x if kind is None else norm.apply(parts[split].x)).to(torch.float32).contiguous(),
+            y=parts[split].y,
+            name=str(Path(path).expanduser()),
+            split=split,
+            num_classes=classes,
+            input_shape=shape,
+            normalization=norm,
+            source=parts[split].source,
+            seed=seed_used,
+            options=dict(resolved),
+        )
+        for split in splits
     )
 
 

@@ -24,6 +24,9 @@ from initlab.studies.sweep import Point
 
 log = logging.getLogger(__name__)
 
+#: A study's train, validation and test splits.
+Splits = tuple[data.Dataset, data.Dataset, data.Dataset]
+
 #: Training samples shown to a scheme that looks at data (LSUV, "auto"), drawn with the run's seed.
 INIT_SAMPLES = 256
 
@@ -34,14 +37,12 @@ def load_split(study: Study, split: data.Split) -> data.Dataset:
     return data.load(study.dataset, split=split, normalize=normalize, **study.dataset_options)
 
 
-def load_splits(study: Study) -> tuple[data.Dataset, data.Dataset, data.Dataset]:
-    """Train, validation and test splits, normalized with statistics from the training split."""
-    return load_split(study, "train"), load_split(study, "val"), load_split(study, "test")
-
-
-def train_size(study: Study) -> int:
-    """Number of training samples (to count epochs when the study is given in steps)."""
-    return len(data.load(study.dataset, split="train", normalize=None, **study.dataset_options))
+def load_splits(study: Study) -> Splits:
+    """Train, validation and test splits, normalized with statistics from the training split (the data set read
+    once: :func:`initlab.data.load_splits`)."""
+    normalize = None if study.normalize == "none" else study.normalize
+    train, val, test = data.load_splits(study.dataset, normalize=normalize, **study.dataset_options)
+    return train, val, test
 
 
 def outputs(ds: data.Dataset) -> int:

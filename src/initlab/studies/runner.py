@@ -54,7 +54,10 @@ def run_study(
         if store.has_study():
             build.check_same_data(store.study().config, study)
         store.init_study(study.name, study.config(), meta=environment_meta(device=device))
-        study_plan = plan.register(study, store, build.train_size(study), out)
+        # Read once here and handed to every shard (shared memory for worker processes): a worker does not read,
+        # decompress and normalize the data set again.
+        splits = build.load_splits(study)
+        study_plan = plan.register(study, store, len(splits[0]), out)
         if on_progress:
             on_progress(study_plan.progress)
         if not study_plan.pending:
@@ -65,7 +68,7 @@ def run_study(
         store.mark_study(started=True)
         sink = Sink(store, out, study_plan.progress, on_progress)
         where = {} if address is None else {"address": address}  # checked above: only the Ray executor takes one
-        drive(study, study_plan, sink, out_dir=out, device=device, workers=workers, **where)
+        drive(study, study_plan, sink, out_dir=out, device=device, workers=workers, splits=splits, **where)
         if all(r.status in COMPLETE for r in store.runs()):
             store.mark_study(finished=True)
     return out

@@ -54,6 +54,8 @@ class ShardTask:
     shard: int
     device: str
     threads: int
+    #: The study's splits as the driver loaded them (None: the shard loads them, as a Ray task on another machine).
+    splits: build.Splits | None = None
 
 
 def run_shard(task: ShardTask, emit: Emit) -> None:
@@ -71,11 +73,12 @@ def batches(
 ) -> Iterator[Batch]:
     """The epoch's batches: one permutation per distinct seed, drawn from (seed, epoch). The runs come in seed order,
     so runs of one seed share their batch: one batch for all when they have one seed, one per seed when each seed
-    has the same number of runs, else one per run."""
+    has the same number of runs, else one per run. Data resident on a GPU is gathered there (the permutation, drawn
+    on the CPU so that it is the same everywhere, is copied over once per epoch)."""
     n = x.shape[0]
     distinct = list(dict.fromkeys(seeds))
     perms = {
-        s: torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(s, "batches", epoch)))
+        s: torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(s, "batches", epoch))).to(x.device)
         for s in distinct
     }
     size = len(seeds) // len(distinct)
@@ -121,7 +124,13 @@ class _Trainer:
         populations = task.study.population_indices() if task.study.sweep else []
         self.extra = {"population": populations[task.runs[0].point_index]} if populations else {}
         self.device = torch.device(task.device)
-        self.train, self.val, self.test = build.load_splits(task.study)
+        self.train, self.val, self.test = task.splits or build.load_splits(task.study)
+        # On a GPU the three splits live on the device for the whole shard: batches are gathered and evaluated there,
+        # with no copy from the host per step.
+        self.resident = {
+            name: (split.x.to(self.device), split.y.to(self.device))
+            for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
         self.start = task.runs[0].start_epoch
         self.live = list(task.runs)
         # Each run's per-parameter learning-rate multipliers (its arm's parametrization; all 1 for the standard one).
@@ -168,10 +177,10 @@ class _Trainer:
         self.pop.reseed(derive_seed(self.live[0].seed, "dropout", epoch, *[r.run_id for r in self.live]))
         max_steps = None if self.settings.steps is None else self.settings.steps - steps_done
         seeds = [r.seed for r in self.live]
-        data = batches(self.train.x, self.train.y, seeds, epoch, self.settings.batch_size, self.device)
+        data = batches(*self.resident["train"], seeds, epoch, self.settings.batch_size, self.device)
         stats, steps = self.pop.train_epoch(data, max_steps=max_steps)
         train_time = time.perf_counter() - t0
-        val_loss, val_acc = self.pop.evaluate(self.val.x, self.val.y)
+        val_loss, val_acc = self.pop.evaluate(*self.resident["val"])
         train_loss, train_acc = stats.train_loss(), stats.train_acc()
         weight_norms, grad_norms = self.pop.weight_norms(), stats.grad_norms()
         wall = time.perf_counter() - t0
@@ -204,7 +213,7 @@ class _Trainer:
     def finish(self) -> None:
         """Evaluate the runs that are left on the test split and report them complete."""
         t0 = time.perf_counter()
-        test_loss, test_acc = self.pop.evaluate(self.test.x, self.test.y)
+        test_loss, test_acc = self.pop.evaluate(*self.resident["test"])
         wall = time.perf_counter() - t0
         for i, r in enumerate(self.live):
             metrics = {"test_loss": test_loss[i], "test_acc": test_acc[i]}

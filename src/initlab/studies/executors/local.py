@@ -20,21 +20,33 @@ import torch
 
 from initlab import factory
 from initlab.studies import plan
+from initlab.studies.build import Splits
 from initlab.studies.events import ShardFailed
 from initlab.studies.shard import ShardTask, run_shard
 from initlab.studies.sink import Sink
 from initlab.studies.spec import Study
 
 
-def drive(study: Study, study_plan: plan.Plan, sink: Sink, *, out_dir: Path, device: str, workers: int | None) -> None:
+def drive(
+    study: Study,
+    study_plan: plan.Plan,
+    sink: Sink,
+    *,
+    out_dir: Path,
+    device: str,
+    workers: int | None,
+    splits: Splits | None = None,
+) -> None:
     """Train the plan's pending shards in ``workers`` processes (default: one per core, at most one per shard) and
-    apply their events."""
+    apply their events. ``splits``, the study's data as the driver loaded it, go to every shard: a worker process
+    receives their tensors in shared memory (torch's multiprocessing pickler moves them there once) instead of
+    reading the data set itself."""
     population = plan.population_of(study)
     cut = plan.shards(study_plan.runs, study_plan.pending, population)
     count = len(plan.shards(study_plan.runs, study_plan.runs, population))
     n_workers = min(workers, count) if workers else plan.default_workers(count)  # no idle worker holds cores
     threads = plan.threads_per_worker(n_workers, device)
-    tasks = [ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads) for runs in cut]
+    tasks = [ShardTask(study, tuple(runs), out_dir, sink.add(runs), device, threads, splits) for runs in cut]
     if n_workers == 1 or factory.is_object(study.model):  # a Python object lives in this process only
         _in_process(tasks, sink)
     else:

@@ -59,12 +59,14 @@ def drive(
     device: str,
     workers: int | None,
     address: str | None = None,
+    splits: object = None,
 ) -> None:
     """Train the plan's pending runs as Ray tasks and apply their events as they arrive.
 
     The shards are those of a local run (:func:`initlab.studies.plan.shards`, a function of the study alone), so a
     Ray study stores a local study's numbers. ``workers`` (default: the cluster's CPUs, at most one per shard)
-    divides the CPUs among the tasks, as locally.
+    divides the CPUs among the tasks, as locally. ``splits`` (the driver's copy of the data) is not sent: each task
+    reads the data set on its own node, which may be another machine.
     """
     if factory.is_object(study.model):
         raise ValueError(f"model {study.model!r} is a Python object of this process, which Ray tasks cannot import; "
