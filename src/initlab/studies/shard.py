@@ -16,6 +16,7 @@ import math
 import time
 import traceback
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,9 @@ class _Trainer:
         }
         self.start = task.runs[0].start_epoch
         self.live = list(task.runs)
+        # Checkpoints are written in the background (see epoch); the epoch they belong to waits in ``pending``.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="initlab-checkpoints")
+        self.pending: tuple[Future[dict[str, str]], int, tuple[EpochRecord, ...], tuple[str, ...]] | None = None
         # Each run's per-parameter learning-rate multipliers (its arm's parametrization; all 1 for the standard one).
         self.multipliers: dict[str, dict[str, float]] = {}
         self.total = self.settings.total_epochs(self.train.x.shape[0])
@@ -163,11 +167,28 @@ class _Trainer:
         if self.start > 0:
             self.pop.load_run_states([checkpoints.load(self.task.out_dir, r.run_id, self.start) for r in self.live])
         steps_done = self.start * math.ceil(self.train.x.shape[0] / self.settings.batch_size)
-        for epoch in range(self.start + 1, self.total + 1):
-            steps_done += self.epoch(epoch, steps_done)
-            if not self.live:
-                return
-        self.finish()
+        try:
+            for epoch in range(self.start + 1, self.total + 1):
+                steps_done += self.epoch(epoch, steps_done)
+                if not self.live:
+                    break
+        finally:  # an epoch whose checkpoints are written is reported, also when the next one fails
+            self._report_pending()
+            self.writer.shutdown()
+        if self.live:
+            self.finish()
+
+    def _report_pending(self) -> None:
+        """Wait for the last epoch's checkpoints, then report that epoch (EpochDone with their checksums)."""
+        if self.pending is None:
+            return
+        saving, epoch, rows, diverged = self.pending
+        self.pending = None
+        self.emit(EpochDone(self.task.shard, epoch, rows, diverged, saving.result()))
+
+    def _save(self, epoch: int, states: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Write the runs' checkpoints after ``epoch``; their SHA-256 by run id."""
+        return {run_id: checkpoints.save(self.task.out_dir, run_id, epoch, state) for run_id, state in states.items()}
 
     def epoch(self, epoch: int, steps_done: int) -> int:
         """Train, evaluate, checkpoint and report one epoch; drop the runs that diverged. Returns the steps taken."""
@@ -184,12 +205,13 @@ class _Trainer:
         train_loss, train_acc = stats.train_loss(), stats.train_acc()
         weight_norms, grad_norms = self.pop.weight_norms(), stats.grad_norms()
         wall = time.perf_counter() - t0
-        rows, diverged, keep, checksums = [], [], [], {}
+        self._report_pending()
+        rows, diverged, keep, states = [], [], [], {}
         for i, r in enumerate(self.live):
             if self.settings.diverged(train_loss[i], val_loss[i]):
                 diverged.append(r.run_id)
             else:
-                checksums[r.run_id] = checkpoints.save(self.task.out_dir, r.run_id, epoch, self.pop.run_state(i))
+                states[r.run_id] = self.pop.run_state(i)  # copies: the next epoch trains on while they are written
                 keep.append(i)
             layers = [LayerStat(name, weight_norms[name][i], grad_norms[name][i]) for name in weight_norms]
             # Each run's share of the population's time: the whole epoch, and its training steps alone.
@@ -203,7 +225,9 @@ class _Trainer:
                 model = self.pop.export(i, self.model())
                 run_id = self.live[i].run_id
                 self.emit(Diagnosed(self.task.shard, run_id, epoch, diagnosis(model, self.diag_x, self.diag_y)))
-        self.emit(EpochDone(self.task.shard, epoch, tuple(rows), tuple(diverged), checksums))
+        # The checkpoints are written by a background thread while the next epoch trains; the epoch is reported once
+        # they are on disk (before anything of the next epoch is), so a kill loses at most the epochs in flight.
+        self.pending = (self.writer.submit(self._save, epoch, states), epoch, tuple(rows), tuple(diverged))
         if len(keep) < len(self.live):
             self.live = [self.live[i] for i in keep]
             if self.live:

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 import torch
-from scipy.optimize import brentq
 
 from initlab.checks import check_nonnegative, check_positive
 from initlab.theory._activations import ActivationSpec, Nonlinearity, nonlinearity
@@ -152,7 +151,7 @@ def _fixed_point_q(phi: Nonlinearity, weight_var: float, bias_var: float, q0: fl
             hi, lo = lo, lo / 4.0
             if lo < _Q_ZERO:
                 return 0.0
-    return float(brentq(excess, lo, hi, xtol=1e-300, rtol=_RTOL))
+    return float(_brentq()(excess, lo, hi, xtol=1e-300, rtol=_RTOL))
 
 
 def fixed_point_q(
@@ -192,7 +191,7 @@ def _c_star(phi: Nonlinearity, q: float, weight_var: float, bias_var: float, chi
     lo = 0.0
     for delta in _DELTA_SCAN:
         if h(delta) <= 0.0:
-            return 1.0 - float(brentq(h, lo, delta, xtol=1e-15, rtol=_RTOL))
+            return 1.0 - float(_brentq()(h, lo, delta, xtol=1e-15, rtol=_RTOL))
         lo = delta
     return -1.0  # unreachable: h(2) <= 0
 
@@ -273,7 +272,7 @@ def _critical(phi: Nonlinearity, bias_var: float, q0: float) -> float:
                 f"no critical point for {phi.name} at bias_var={bias_var:g}: chi_1 stays below 1 up to "
                 f"weight_var={_MAX_WEIGHT_VAR:g}."
             )
-    return float(brentq(excess, lo, hi, xtol=1e-14, rtol=_RTOL))
+    return float(_brentq()(excess, lo, hi, xtol=1e-14, rtol=_RTOL))
 
 
 def critical_weight_var(
@@ -296,3 +295,11 @@ def critical_line(
     phi = nonlinearity(activation, param)
     q0 = check_positive("q0", q0)
     return [(_critical(phi, b, q0), b) for b in (check_nonnegative("bias_var", v) for v in bias_vars)]
+
+
+def _brentq() -> Any:
+    """``scipy.optimize.brentq``, imported on first use: SciPy's optimizer package takes a few tenths of a second to
+    import, which every ``initlab`` command would otherwise pay at start-up."""
+    from scipy.optimize import brentq
+
+    return brentq
