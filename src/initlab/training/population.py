@@ -20,6 +20,7 @@ import copy
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ from torch.func import functional_call, vmap
 
 from initlab.checks import check_positive
 from initlab.mup import group_options
-from initlab.training import stacked
+from initlab.training import stacked, stacked_conv, stacked_nets
 from initlab.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,40 @@ class EpochStats:
     def grad_norms(self) -> dict[str, list[float]]:
         """Root mean square, over the sampled steps, of each parameter's gradient norm, per model."""
         return {k: (v / max(1, self.grad_samples)).sqrt().tolist() for k, v in self.grad_sq.items()}
+
+
+class StackedPath(Protocol):
+    """A fast path: runs a population of one architecture as stacked tensor operations, without ``vmap``.
+
+    ``forward`` returns the N models' outputs (N, B, ...) for a shared batch (B, ...) or, with ``per_model``, one
+    batch per group of N/G consecutive models (G, B, ...); in training mode it updates the stacked ``buffers``
+    (batch norm's running statistics) in place, as the modules would, and draws dropout masks from ``masks``.
+    ``compute`` (bf16) is the dtype of the matrix products and convolutions; parameters stay float32."""
+
+    def supports(self, model: nn.Module) -> bool: ...
+
+    def forward(
+        self,
+        model: nn.Module,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        *,
+        per_model: bool,
+        train: bool,
+        masks: stacked.MaskSource | None = None,
+        compute: torch.dtype | None = None,
+    ) -> torch.Tensor: ...
+
+
+#: The fast paths, tried in order: stacked MLPs, convolutional networks (plain and residual), residual MLPs and
+#: transformers. A model none of them supports trains on the general ``vmap`` path.
+FAST_PATHS: tuple[StackedPath, ...] = (stacked, stacked_conv, stacked_nets)
+
+
+def fast_path(model: nn.Module) -> StackedPath | None:
+    """The first fast path that supports ``model``'s architecture, or None (the ``vmap`` path)."""
+    return next((path for path in FAST_PATHS if path.supports(model)), None)
 
 
 def _has_dropout(model: nn.Module) -> bool:
@@ -130,7 +165,9 @@ class Population:
         self._start_optimizer([settings.lr] * self.size, [None] * self.size)
         self.dropout = _has_dropout(self.base)
         # The stacked fast path computes in float32; float64 models (exact reproductions) take the general path.
-        self.fast = stacked.supports(self.base) and all(p.dtype == torch.float32 for p in self.params.values())
+        float32 = all(p.dtype == torch.float32 for p in self.params.values())
+        self.path = fast_path(self.base) if float32 else None
+        self.fast = self.path is not None
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -267,10 +304,17 @@ class Population:
         """Outputs of every model, shape (N, B, ...), for a shared batch ``x`` (B, ...) or, with ``per_model``, one
         batch per group of models (G, B, ...) (see :class:`Batch`)."""
         self.base.train(train)
-        if self.fast:
+        if self.path is not None:
             compute = torch.bfloat16 if self.settings.precision == "bf16" else None
-            return stacked.forward(
-                self.base, self.params, x, per_model=per_model, train=train, masks=self.masks, compute=compute
+            return self.path.forward(
+                self.base,
+                self.params,
+                self.buffers,
+                x,
+                per_model=per_model,
+                train=train,
+                masks=self.masks,
+                compute=compute,
             )
         with self._autocast():
             randomness = "different" if (train and self.dropout) else "error"
@@ -339,7 +383,7 @@ class Population:
             if steps % self.GRAD_SAMPLE_EVERY == 0:
                 with torch.no_grad():
                     for k, p in self.params.items():
-                        grad_sq[k] += torch.linalg.vector_norm(p.grad.flatten(1), dim=1).float().square()
+                        grad_sq[k] += torch.linalg.vector_norm(p.grad.reshape(self.size, -1), dim=1).float().square()
                 sampled += 1
             self._step()
             b = out.shape[1]
@@ -368,7 +412,7 @@ class Population:
     @torch.no_grad()
     def weight_norms(self) -> dict[str, list[float]]:
         """The Frobenius norm of every parameter, per model."""
-        return {k: p.detach().flatten(1).float().norm(dim=1).tolist() for k, p in self.params.items()}
+        return {k: p.detach().reshape(self.size, -1).float().norm(dim=1).tolist() for k, p in self.params.items()}
 
     # -- membership and state ------------------------------------------------------------------------------------------
     def keep(self, indices: Sequence[int]) -> None:

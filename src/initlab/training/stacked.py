@@ -177,14 +177,15 @@ def _dropout(h: torch.Tensor, p: float, masks: MaskSource) -> torch.Tensor:
     return h * mask.to(h.dtype)
 
 
-def forward(model: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor, *, per_model: bool,
-            train: bool, masks: MaskSource | None = None,
+def forward(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
+            *, per_model: bool, train: bool, masks: MaskSource | None = None,
             compute: torch.dtype | None = None) -> torch.Tensor:  # fmt: skip
     """Run the stacked ``model`` (see :func:`supports`) with stacked ``params``; returns (N, B, ...).
 
-    ``x`` is one batch shared by all N models (B, ...) or, with ``per_model``, one batch per group of N/G consecutive
-    models (G, B, ...), G dividing N (G = N: one per model). Training a model with dropout takes its masks from
-    ``masks``; a dropout before the first linear layer gets a batch per model first, so that each draws its own mask.
+    ``buffers`` is unused (these layers have none). ``x`` is one batch shared by all N models (B, ...) or, with
+    ``per_model``, one batch per group of N/G consecutive models (G, B, ...), G dividing N (G = N: one per model).
+    Training a model with dropout takes its masks from ``masks``; a dropout before the first linear layer gets a
+    batch per model first, so that each draws its own mask.
     """
     n = next(iter(params.values())).shape[0]
     h = x if per_model else x.unsqueeze(0)  # (G, B, ...): G = 1 for a shared batch
