@@ -340,13 +340,19 @@ def test_attention_projections_get_the_fans_of_their_own_linear_layers() -> None
         ("transformer:16x2;heads=2;dropout=0.1;task=lm", (5,)),
     ],
 )
-def test_a_population_of_residual_models_equals_the_models_alone(spec: str, input_shape: tuple[int, ...]) -> None:
-    """The general (vmap) path: outputs in eval mode, and batch norm's running statistics kept per model."""
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "vmap"])
+def test_a_population_of_residual_models_equals_the_models_alone(
+    spec: str, input_shape: tuple[int, ...], fast: bool
+) -> None:
+    """Either path (the model's fast path, or the general vmap path forced): outputs in eval mode, and batch norm's
+    running statistics kept per model."""
     torch.manual_seed(0)
     members = [build(spec, input_shape=input_shape, num_classes=10) for _ in range(3)]
     x = torch.randint(0, 10, (8, *input_shape)) if len(input_shape) == 1 else torch.randn(8, *input_shape)
     pop = Population(members, TrainSettings(optimizer="adam", lr=1e-3))
-    assert not pop.fast
+    assert pop.fast  # every residual spec has its fast path
+    if not fast:
+        pop.path, pop.fast = None, False
     with torch.no_grad():
         out = pop.forward(x, train=False)
         for i, m in enumerate(members):
