@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 from torch import nn
 
-from initlab.nets._resnet import BasicBlock, ResNet
+from initlab.nets import BasicBlock, ResNet
 from initlab.training.stacked import ELEMENTWISE, MaskSource, _StackedLinear, expand_groups
 from initlab.training.stacked import _dropout as _dropout_mask
 

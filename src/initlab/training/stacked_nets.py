@@ -51,9 +51,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 from torch import nn
 
-from initlab.nets._layers import FeedForward, SelfAttention
-from initlab.nets._resmlp import ResidualMLP, ResidualMLPBlock
-from initlab.nets._transformer import Transformer, TransformerBlock
+from initlab.nets import FeedForward, ResidualMLP, ResidualMLPBlock, SelfAttention, Transformer, TransformerBlock
 from initlab.training.stacked import ELEMENTWISE, MaskSource, _dropout, _StackedLinear, expand_groups
 
 #: The pending affine part (γ, β) of a normalization, each (N, d) or None.
