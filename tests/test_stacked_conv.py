@@ -155,12 +155,16 @@ def test_training_steps_equal_the_vmap_path(spec, shape, settings: TrainSettings
         steps = [batches(shape, groups, seed=t) for t in range(3)]
         for pop in (fast, general):
             pop.train_epoch(Batch(x, y, per_model=per_model) for x, y in steps)
+    # The ResNet's batch norms leave some weights with gradients near zero, whose Adam steps (about ±lr whatever
+    # the gradient's size) follow float32 rounding that depends on the convolution kernels' thread partitioning:
+    # seen 2.4e-3 with two threads after nine steps. SGD checks the same network at 1e-5.
+    tol = 1e-2 if settings.optimizer == "adam" and str(spec).startswith("resnet") else 1e-5
     for name, p in fast.params.items():
-        assert rel_err(p.detach(), general.params[name].detach()) < 1e-5, name
+        assert rel_err(p.detach(), general.params[name].detach()) < tol, name
     for name, b in fast.buffers.items():
-        assert rel_err(b, general.buffers[name]) < 1e-5, name
+        assert rel_err(b, general.buffers[name]) < tol, name
     x, _ = batches(shape, None, seed=9)
-    assert rel_err(fast.forward(x, train=False), general.forward(x, train=False)) < 1e-5
+    assert rel_err(fast.forward(x, train=False), general.forward(x, train=False)) < tol
 
 
 def alone(model: nn.Module, settings: TrainSettings, xs: torch.Tensor, ys: torch.Tensor) -> nn.Module:
