@@ -157,8 +157,9 @@ def test_training_steps_equal_the_vmap_path(spec, shape, settings: TrainSettings
             pop.train_epoch(Batch(x, y, per_model=per_model) for x, y in steps)
     # The ResNet's batch norms leave some weights with gradients near zero, whose Adam steps (about ±lr whatever
     # the gradient's size) follow float32 rounding that depends on the convolution kernels' thread partitioning:
-    # seen 2.4e-3 with two threads after nine steps. SGD checks the same network at 1e-5.
-    tol = 1e-2 if settings.optimizer == "adam" and str(spec).startswith("resnet") else 1e-5
+    # seen up to 1.2e-2 with two threads after nine steps (a wrong gradient or statistic is off by order one). SGD
+    # checks the same network at 1e-5.
+    tol = 5e-2 if settings.optimizer == "adam" and str(spec).startswith("resnet") else 1e-5
     for name, p in fast.params.items():
         assert rel_err(p.detach(), general.params[name].detach()) < tol, name
     for name, b in fast.buffers.items():
