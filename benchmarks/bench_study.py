@@ -193,10 +193,9 @@ def initlab_study(
     n_train = len(initlab.data.load(dataset, split="train", normalize=None))
     per_epoch = -(-n_train // batch_size)
     model_epochs = len(runs) * (epochs if steps is None else steps / per_epoch)
-    # Workers run in parallel: training-only time is the summed epoch time divided by the workers (one shard, as
-    # every workload here is one population, runs in one worker whatever the count).
-    shards = 1 if workers is None else workers
-    return total / model_epochs, train_time / shards / model_epochs, acc
+    # Every workload here is one population, so one shard trains in one worker whatever --workers says: the summed
+    # epoch times are the wall time of training (dividing by the worker count would halve it with --workers 2).
+    return total / model_epochs, train_time / model_epochs, acc
 
 
 def whole_command(dataset: str, model: str, inits: Sequence[str], seeds: int, epochs: int, batch_size: int = 128,
