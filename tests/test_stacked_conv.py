@@ -4,6 +4,8 @@ trained alone compute: outputs, gradients, optimizer steps and batch-norm statis
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -325,3 +327,29 @@ def test_eval_cuts_a_large_batch_into_pieces_with_the_same_outputs(monkeypatch) 
     pop = Population([plain], TrainSettings())
     assert pop.path is stacked_conv
     torch.testing.assert_close(pop.forward(x, train=False)[0], plain.eval()(x))
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from initlab.models import build
+from initlab.studies.shard import keep_freed_memory
+from initlab.training import Batch, Population, TrainSettings
+assert keep_freed_memory()
+torch.manual_seed(0)
+torch.set_num_threads(2)
+models = [build("cnn:16,32;head=64", input_shape=(1, 28, 28), num_classes=10) for _ in range(12)]
+pop = Population(models, TrainSettings(batch_size=128))
+x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+pop.train_epoch([Batch(x, y)] * 4)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+pop.train_epoch([Batch(x, y)] * 6)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_training_steps_reuse_freed_memory_instead_of_faulting_in_new_pages() -> None:
+    # With glibc's default thresholds these six steps of 12 MNIST CNNs took about 60,000 page faults (measured:
+    # 785 to 26,821 per step after the first ones); with keep_freed_memory the heap holds what a step frees.
+    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) < 5000

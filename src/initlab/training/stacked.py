@@ -43,10 +43,11 @@ class _StackedLinear(torch.autograd.Function):
     """y[n] = x[g(n)] @ W[n]ᵀ + b[n] for N models. ``x`` is (G, B, in): one batch per group of N/G consecutive models
     (G = 1: shared by all) or, with G = N, one per model.
 
-    Shared and grouped inputs take one GEMM per group, ``x[g] (B, in) @ W[group g].view(M·out, in)ᵀ``, each written
-    into its columns of one (B, N·out) output, which the next layers see as (N, B, out); the weight gradient comes
-    back the same way, one GEMM per group straight into the weight's (N, out, in) layout. Per-model inputs take
-    batched products (``bmm``).
+    Shared and grouped inputs take one batched product over the G groups, ``x[g] (B, in) @ W[group g].view(M·out,
+    in)ᵀ``, written straight into the group's columns of one (B, N·out) output (``baddbmm`` with a strided ``out``),
+    which the next layers see as (N, B, out); the weight gradient comes back the same way, one batched product into
+    the weight's (N, out, in) layout. A GEMM per group took twice as long (547 against 268 µs for 12 groups of 4
+    models, 32 samples, 40 to 100 features, one thread). Per-model inputs take batched products (``bmm``).
 
     With a ``compute`` dtype (bf16), the three matrix products of the forward and backward pass run in it while the
     parameters, their gradients and the activations between layers stay float32 (mixed precision; autocast does not
@@ -73,16 +74,15 @@ class _StackedLinear(torch.autograd.Function):
         fuse = bias is not None and compute is None  # addmm's bias must have the product's dtype
         if x.shape[0] < n:
             _check_groups(x.shape[0], n)
-            b, cols = x.shape[1], n // x.shape[0] * out_f
-            w = weight.reshape(n * out_f, in_f)
-            flat_bias = bias.reshape(1, n * out_f) if fuse else None
+            g, b, cols = x.shape[0], x.shape[1], n // x.shape[0] * out_f
             y = x.new_empty(b, n * out_f)
-            for k in range(x.shape[0]):
-                part = slice(k * cols, (k + 1) * cols)
-                if flat_bias is not None:
-                    torch.addmm(flat_bias[:, part], x[k], w[part].t(), out=y[:, part])
-                else:
-                    torch.mm(x[k], w[part].t(), out=y[:, part])
+            # One batched product writes every group's columns of y: (G, B, M·out) with the strides of y's view.
+            parts = y.view(b, g, cols).transpose(0, 1)
+            w = weight.reshape(g, cols, in_f).transpose(1, 2)
+            if fuse:
+                torch.baddbmm(bias.reshape(g, 1, cols), x, w, out=parts)
+            else:
+                torch.bmm(x, w, out=parts)
             y = y.view(b, n, out_f).transpose(0, 1)
         else:
             w = weight.transpose(1, 2)
@@ -102,18 +102,13 @@ class _StackedLinear(torch.autograd.Function):
         if ctx.compute is not None:
             x, weight, grad = x.to(ctx.compute), weight.to(ctx.compute), grad.to(ctx.compute)
         if x.shape[0] < n:
-            b, cols = x.shape[1], n // x.shape[0] * out_f
-            # (B, N·out): free, as the gradient has the layout of the forward's output.
-            flat = grad.transpose(0, 1).reshape(b, n * out_f)
-            w = weight.reshape(n * out_f, in_f)
-            parts = [slice(k * cols, (k + 1) * cols) for k in range(x.shape[0])]
+            g, b, cols = x.shape[0], x.shape[1], n // x.shape[0] * out_f
+            # (B, N·out): free, as the gradient has the layout of the forward's output; seen as (G, B, M·out).
+            parts = grad.transpose(0, 1).reshape(b, n * out_f).view(b, g, cols).transpose(0, 1)
             if ctx.needs_input_grad[0]:
-                grad_x = torch.stack([flat[:, part] @ w[part] for part in parts]).float()
-            if ctx.needs_input_grad[1]:
-                grad_w = flat.new_empty(n * out_f, in_f)
-                for k, part in enumerate(parts):  # (M·out, B) @ (B, in), into the weight's own layout
-                    torch.mm(flat[:, part].t(), x[k], out=grad_w[part])
-                grad_w = grad_w.view(n, out_f, in_f).float()
+                grad_x = torch.bmm(parts, weight.reshape(g, cols, in_f)).float()
+            if ctx.needs_input_grad[1]:  # (G, M·out, B) @ (G, B, in): the weight's own layout
+                grad_w = torch.bmm(parts.transpose(1, 2), x).view(n, out_f, in_f).float()
         else:
             if ctx.needs_input_grad[0]:
                 grad_x = torch.bmm(grad, weight).float()

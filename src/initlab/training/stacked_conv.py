@@ -260,13 +260,32 @@ def _flat(t: torch.Tensor | None) -> torch.Tensor | None:
 _INPLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
 
 
+#: Activations that never decrease, so that max pooling commutes with them: max f(x) = f(max x), and the gradient
+#: reaches the same element with the same factor f'(x), also where f is flat (ReLU on a window of negatives: zero
+#: either way). Pooling first applies the activation to a quarter of the values (2x2 pooling).
+_MONOTONE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.CELU, nn.SELU, nn.Softplus, nn.Identity)
+_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+
+
+def _pool_first(children: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """``children`` with every monotone activation that a max pooling follows moved after it (see
+    :data:`_MONOTONE`): the same outputs and gradients for less work."""
+    out = list(children)
+    for i in range(len(out) - 1):
+        act, pool = out[i][1], out[i + 1][1]
+        monotone = type(act) in _MONOTONE and getattr(act, "alpha", 1.0) >= 0
+        if monotone and type(pool) in _MAX_POOLS and not getattr(pool, "return_indices", False):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
 def _apply(run: _Run, name: str, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """Module ``m`` (its parameters and buffers under ``name``) on the chunk's activations ``h``."""
     fresh, run.fresh = run.fresh, False
     children = _children(m)
     if children is not None:
         run.fresh = fresh
-        for key, child in children:
+        for key, child in _pool_first(children):
             h = _apply(run, f"{name}{key}.", child, h)
         return h
     t = type(m)
@@ -278,7 +297,8 @@ def _apply(run: _Run, name: str, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
         h = _apply(run, name + "branch.", m.branch, h) + skip
         run.fresh = True
         return _apply(run, name + "act.", m.act, h)
-    run.fresh = t in _CONVS or t in _BATCH_NORMS or t is nn.GroupNorm
+    # Outputs that nothing else keeps (pooling saves its input, not its output), for an in-place activation.
+    run.fresh = t in _CONVS or t in _BATCH_NORMS or t is nn.GroupNorm or t in _POOLS
     if t in _CONVS:
         return _conv(run, name, m, h)
     if t in _BATCH_NORMS:
