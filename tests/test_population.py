@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,7 @@ import scipy.stats
 import torch
 from torch import nn
 
-from initlab.training import Batch, Population, TrainSettings, stacked
+from initlab.training import Batch, Population, TrainSettings, population, stacked
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
               "rmsprop": torch.optim.RMSprop}  # fmt: skip
@@ -254,6 +255,27 @@ def test_bf16_mixed_precision_stays_close_to_float32(make) -> None:
     for name, p32 in result["float32"].items():
         err = rel_err(result["bf16"][name].detach(), p32.detach())
         assert 0 < err < 0.1, (name, err)  # bf16 products: close to, but not the same as, float32
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_names_what_to_do(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="initlab.training.population"):
+        Population([mlp(0)], TrainSettings(precision="float32"))
+        assert not caplog.records
+        Population([mlp(0)], TrainSettings(precision="bf16"))
+    if population.cpu_has_bf16() is False:
+        (record,) = caplog.records
+        assert "no bf16 instructions" in record.getMessage()
+        assert "--precision float32" in record.getMessage()
+    else:  # a CPU with avx512_bf16 or amx_bf16 (or no /proc/cpuinfo): nothing to warn about
+        assert not caplog.records
+
+
+def test_cpu_flags_with_bf16_instructions_are_recognized() -> None:
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    sapphire = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert not population.cpu_flags_have_bf16(avx2)
+    assert population.cpu_flags_have_bf16(sapphire)
+    assert not population.cpu_flags_have_bf16("model name\t: avx512_bf16 in a name, not a flag\n")
 
 
 @pytest.mark.gpu

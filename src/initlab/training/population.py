@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,29 @@ def fast_path(model: nn.Module) -> StackedPath | None:
     return next((path for path in FAST_PATHS if path.supports(model)), None)
 
 
+#: The x86 CPU flags (``/proc/cpuinfo``) of instructions that compute bf16 products natively; without them torch
+#: converts every bf16 operand to float32 and back.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags_have_bf16(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text lists any of :data:`BF16_CPU_FLAGS` on a ``flags`` line."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and any(f in line.split() for f in BF16_CPU_FLAGS):
+            return True
+    return False
+
+
+@functools.cache
+def cpu_has_bf16() -> bool | None:
+    """Whether this machine's CPU has native bf16 instructions: None where that cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return cpu_flags_have_bf16(f.read())
+    except OSError:
+        return None
+
+
 def _has_dropout(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
 
@@ -143,6 +167,13 @@ class Population:
             raise ValueError("a population needs at least one model.")
         self.settings = settings
         self.device = torch.device(device)
+        if settings.precision == "bf16" and self.device.type == "cpu" and cpu_has_bf16() is False:
+            log.warning(
+                "bf16 on this CPU is slow: it has no bf16 instructions (%s in /proc/cpuinfo), so every bf16 matrix "
+                "product is emulated (measured 0.3 GFLOP/s against 150 in float32 on an AVX2 AMD EPYC). Train in "
+                "float32 here (--precision float32), or in bf16 on a GPU or a CPU with those instructions.",
+                " or ".join(BF16_CPU_FLAGS),
+            )
         names = [n for n, _ in models[0].named_parameters()]
         for i, m in enumerate(models[1:], 1):
             shapes0 = [(n, p.shape) for n, p in models[0].named_parameters()]
