@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -139,8 +139,13 @@ class LayerStats:
     grad_hist: Histogram | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready record: non-finite numbers become ``None``, histograms plain dicts of lists."""
-        return json_safe(asdict(self))
+        """A JSON-ready record: non-finite numbers become ``None``, histograms plain dicts of lists. (Field by field:
+        ``dataclasses.asdict`` deep-copies every number of the histograms, a sixth of a diagnosis's time.)"""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("hist", "grad_hist"):
+            if record[key] is not None:
+                record[key] = record[key].to_dict()
+        return json_safe(record)
 
 
 # -- the expected input ------------------------------------------------------------------------------------------

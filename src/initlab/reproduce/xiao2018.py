@@ -57,14 +57,14 @@ from initlab.training import TrainSettings
 
 ACTIVATION = "tanh"
 #: σ_b²: small, as in the paper's experiments on the critical line; σ_w² follows from it (critical_weight_var).
-BIAS_VAR = 1e-3
-DEPTH = 100
+BIAS_VAR = 1e-5
+DEPTH = 400
 CHANNELS = 16
-LR = 0.01
+LR = 0.002
 BATCH = 128
-FULL_EPOCHS = 10
+FULL_EPOCHS = 12
 FULL_SEEDS = (0, 1)
-QUICK_EPOCHS = 2
+QUICK_EPOCHS = 1
 CHANCE = 10.0  # percent: ten classes
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
 #: Claim 1: delta-orthogonal's mean final test accuracy is at least this (percent) ...
@@ -119,7 +119,7 @@ def study(quick: bool) -> Study:
         model=model(),
         arms=tuple(Arm(label, scheme) for label, scheme in schemes().items()),
         seeds=(0,) if quick else FULL_SEEDS,
-        train=TrainSettings(optimizer="sgd", lr=LR, momentum=0.9, batch_size=BATCH,
+        train=TrainSettings(optimizer="sgd", lr=LR, momentum=0.9, batch_size=BATCH, schedule="cosine",
                             epochs=QUICK_EPOCHS if quick else FULL_EPOCHS),
         diagnose_epochs=(),
     )  # fmt: skip
