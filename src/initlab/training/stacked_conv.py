@@ -398,7 +398,7 @@ def forward(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str
         if piece < x.shape[1]:  # samples are independent: a large batch in pieces (see PIECE_BYTES)
             return torch.cat([forward(model, params, buffers, part, per_model=True, train=False, masks=masks,
                                       compute=compute) for part in x.split(piece, 1)], 1)  # fmt: skip
-    steps = _children(model) or []
+    steps = _pool_first(_children(model) or [])
     cut = _cut(steps)
     if cut is None:
         raise ValueError(f"the stacked convolution path cannot run a {type(model).__name__} like this one.")
