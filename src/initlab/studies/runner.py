@@ -75,7 +75,8 @@ def run_study(
     executor resumes a study that the other started.
     """
     drive = executors.load(executor, address).drive
-    warm_imports()
+    if executor == "local":  # a Ray driver trains nothing
+        warm_imports()
     study = build.pinned(study)
     build.check(study)
     out = Path(out_dir)
