@@ -55,17 +55,37 @@ def test_xiao2018_quick_claims_hold(tmp_path: Path) -> None:
     assert result.passed, [c for c in result.claims if not c.passed]
     assert len(result.claims) == 2
     loss = result.details["final_train_loss"]
-    assert loss["gaussian"] > loss["delta-orthogonal"] + xiao2018.QUICK_LOSS_DROP - xiao2018.QUICK_STALLED
+    assert loss["gaussian"][0] > loss["delta-orthogonal"][0] + xiao2018.QUICK_LOSS_DROP - xiao2018.QUICK_STALLED
+    assert len(result.details["train_loss"]["gaussian"][0]) == xiao2018.QUICK_EPOCHS
     assert (tmp_path / "xiao2018.png").stat().st_size > 10_000
 
 
+def test_xiao2018_stall_measure_counts_every_epoch_and_divergence() -> None:
+    ln10 = xiao2018.CHANCE_LOSS
+    assert xiao2018.stalled_by([[ln10 + 0.004, ln10 - 0.001], [ln10]]) == pytest.approx(0.004)
+    # One epoch of one seed that learned is enough to leave the band; a diverged run is not a stalled one.
+    assert xiao2018.stalled_by([[ln10, ln10], [ln10, ln10 - 0.3]]) == pytest.approx(0.3)
+    assert xiao2018.stalled_by([[ln10, float("nan")]]) == float("inf")
+    assert xiao2018.stalled_by([]) == float("inf")
+
+
+def test_xiao2018_train_losses_group_runs_by_arm_in_epoch_order() -> None:
+    from initlab.store import EpochRecord
+
+    records = [EpochRecord(f"{arm}/s{seed}", epoch, 2.0 + seed + epoch / 10, 0.1, None, None, 1.0)
+               for arm in ("gaussian", "delta-orthogonal") for seed in (1, 0) for epoch in (2, 1)]  # fmt: skip
+    losses = xiao2018.train_losses(records)
+    assert losses["gaussian"] == [[pytest.approx(2.1), pytest.approx(2.2)], [pytest.approx(3.1), pytest.approx(3.2)]]
+    assert set(losses) == {"gaussian", "delta-orthogonal"}
+
+
 def test_xiao2018_arms_share_the_critical_variance() -> None:
-    # σ_w² is on tanh's critical line at σ_b² = 1e-3; both arms give every hidden weight variance σ_w²/fan_in.
+    # σ_w² is on tanh's critical line at σ_b² = 1e-5; both arms give every hidden weight variance σ_w²/fan_in.
     import initlab
 
     variance = xiao2018.weight_var()
     assert variance == critical_weight_var("tanh", xiao2018.BIAS_VAR)
-    assert variance == pytest.approx(1.189, abs=1e-3)
+    assert variance == pytest.approx(1.0395, abs=1e-3)
     net = models.build(xiao2018.model(depth=30), input_shape=(40,), num_classes=10)
     convs = [m for m in net if isinstance(m, torch.nn.Conv1d)]
     assert len(convs) == 30

@@ -9,6 +9,7 @@ from initlab.reproduce import isometry as _isometry  # noqa: F401
 from initlab.reproduce import keras_mnist as _keras_mnist  # noqa: F401
 from initlab.reproduce import saxe2014 as _saxe2014  # noqa: F401
 from initlab.reproduce import schoenholz2017 as _schoenholz2017  # noqa: F401
+from initlab.reproduce import xiao2018 as _xiao2018  # noqa: F401
 from initlab.reproduce import yang2022_transfer as _yang2022_transfer  # noqa: F401
 from initlab.reproduce._base import REGISTRY, Claim, Reproduction, Result, reproduce
 
