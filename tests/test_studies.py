@@ -254,20 +254,3 @@ def test_epochs_to_target_and_stats() -> None:
     assert s.ci95 == pytest.approx(4.303 * 0.02 / math.sqrt(3))
     assert t975(100) == 1.96
     assert Stat.of([]).text() == "-"
-
-
-def test_the_optimizers_imports_start_in_the_background_once() -> None:
-    # A fresh interpreter: torch.optim's first call imports torch._dynamo; warm_imports starts that import in a
-    # thread, and does nothing once it is done.
-    script = (
-        "import sys, torch\n"
-        "from initlab.studies.runner import warm_imports\n"
-        "assert 'torch._dynamo' not in sys.modules\n"
-        "thread = warm_imports()\n"
-        "thread.join()\n"
-        "assert 'torch._dynamo' in sys.modules\n"
-        "assert warm_imports() is None\n"
-        "print('ok')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ok"

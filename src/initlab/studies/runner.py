@@ -9,10 +9,6 @@ the executor train the shards (:mod:`~initlab.studies.shard`) while the driver a
 
 from __future__ import annotations
 
-import importlib
-import logging
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,31 +19,6 @@ from initlab.studies.lock import study_lock
 from initlab.studies.machine import environment_meta
 from initlab.studies.sink import COMPLETE, Progress, Sink
 from initlab.studies.spec import Study
-
-log = logging.getLogger(__name__)
-
-#: What the first ``torch.optim`` call imports (``torch._dynamo``, to keep its methods out of compiled graphs): about
-#: 1.7 s on a 2-core AMD EPYC, a tenth of a small study's whole command.
-_OPTIMIZER_IMPORTS = ("torch._dynamo",)
-
-
-def _import_quietly(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except Exception:  # the main thread imports it again where it is needed, and reports the error there
-        log.debug("background import of %s failed", name, exc_info=True)
-
-
-def warm_imports() -> threading.Thread | None:
-    """Import what the first optimizer will need in a background thread, so that it overlaps with reading the data
-    and building, initializing and diagnosing the models; None when it is imported already."""
-    missing = [m for m in _OPTIMIZER_IMPORTS if m not in sys.modules]
-    if not missing:
-        return None
-    thread = threading.Thread(target=lambda: [_import_quietly(m) for m in missing], name="initlab-imports",
-                              daemon=True)  # fmt: skip
-    thread.start()
-    return thread
 
 
 def check_study(study: Study, *, executor: str = "local", address: str | None = None) -> None:
@@ -75,8 +46,6 @@ def run_study(
     executor resumes a study that the other started.
     """
     drive = executors.load(executor, address).drive
-    if executor == "local":  # a Ray driver trains nothing
-        warm_imports()
     study = build.pinned(study)
     build.check(study)
     out = Path(out_dir)
