@@ -83,6 +83,7 @@ def chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Run the models one per chunk, in uneven chunks (3 + 1 for a shared batch), or all in one."""
     if request.param == "one":
         monkeypatch.setattr(stacked_conv, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(stacked_conv, "MODELS_PER_THREAD", 0)
     elif request.param == "all":
         monkeypatch.setattr(stacked_conv, "CHUNK_BYTES", 1 << 40)
     else:
@@ -307,7 +308,18 @@ def test_chunks_keep_a_chunk_within_the_budget_and_aligned_with_batch_groups(mon
     assert stacked_conv._chunks(model, torch.zeros(4, B, 1, 8, 8), 12) == [3, 3, 3, 3]  # groups of 3 models
     assert stacked_conv._chunks(model, torch.zeros(2, B, 1, 8, 8), 12) == [3, 3, 3, 3]  # a divisor of 6
     monkeypatch.setattr(stacked_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(stacked_conv, "MODELS_PER_THREAD", 0)
     assert stacked_conv._chunks(model, torch.zeros(1, B, 1, 8, 8), 3) == [1, 1, 1]
+    # At least one model per thread, within the mmap threshold.
+    monkeypatch.setattr(stacked_conv, "MODELS_PER_THREAD", 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert stacked_conv._chunks(model, torch.zeros(1, B, 1, 8, 8), 5) == [2, 2, 1]
+        monkeypatch.setattr(stacked_conv, "_MMAP_BYTES", per_model)
+        assert stacked_conv._chunks(model, torch.zeros(1, B, 1, 8, 8), 3) == [1, 1, 1]
+    finally:
+        torch.set_num_threads(threads)
     pop = Population([build("cnn:4;head=8", (1, 8, 8), s) for s in range(N)], TrainSettings())
     with pytest.raises(ValueError, match="3 batch groups do not divide a population of 4"):
         pop.forward(torch.zeros(3, B, 1, 8, 8), train=False, per_model=True)

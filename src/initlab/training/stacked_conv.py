@@ -19,7 +19,8 @@ the linear layers of the stacked MLP path (:class:`initlab.training.stacked._Sta
 **Chunks.** All N models in one chunk is the fewest calls, but its activations (N times a model's) leave the
 caches, and tensors above 32 MiB are mapped afresh by the allocator (glibc's ``mmap`` threshold) at every step, so
 every pass over them also pays for page faults. A chunk therefore holds as many models as keep its first
-convolution's output within :data:`CHUNK_BYTES`: one model at a time for MNIST-sized images, four of the 100-layer
+convolution's output within :data:`CHUNK_BYTES`, but at least one per intra-op thread below 32 MiB
+(:data:`MODELS_PER_THREAD`): two MNIST-sized models with two threads, four of the 100-layer
 ``cnn1d`` of 16 channels on 40 positions (per model and step 124 ms against 161 ms for all 12 at once, the one-model
 loop 156 ms). Measured on the ``cnn:16,32;head=64`` MNIST network (12 models, batch 128, Adam; AMD EPYC, 2 cores
 shared with other jobs; per model and step, medians of alternating repetitions within one run): with one thread
@@ -125,6 +126,14 @@ def supports(model: nn.Module) -> bool:
 
 #: The most bytes a chunk's first convolution output should take (see the module docstring): 1.5 MiB.
 CHUNK_BYTES = 3 << 19
+#: ... but at least this many models per intra-op thread, as long as the first convolution's output stays within
+#: :data:`_MMAP_BYTES` (glibc's largest mmap threshold, 32 MiB: above it every step maps fresh pages again). Measured
+#: once the training process kept its freed memory (``initlab.studies.shard.keep_freed_memory``): 12
+#: ``cnn:16,32;head=64`` MNIST models, two threads, 25 steps, alternating runs: 185, 228 and 190 ms per step with one
+#: model per chunk against 151, 186 and 168 with two (three: 196, six: 221); the 100-layer ``cnn1d`` above keeps its
+#: four (881 against 929 ms per step for all 12 in one chunk).
+MODELS_PER_THREAD = 1
+_MMAP_BYTES = 32 << 20
 #: In eval mode, where samples are independent, a batch is cut into pieces whose first convolution output takes at
 #: most this per model: 12 MNIST models of ``cnn:16,32;head=64`` evaluate 4,000 samples in 6.7 s (one thread) in
 #: batches of 2,000 (100 MB per model) and in 2.8 to 3.7 s in batches of 32 to 1,000.
@@ -341,7 +350,10 @@ def _chunks(model: nn.Module, x: torch.Tensor, n: int) -> list[int]:
     device than the CPU (unmeasured), one chunk: a GPU's kernels want the work in as few calls as possible."""
     if x.device.type != "cpu":
         return [n]
-    k = max(1, min(n, int(CHUNK_BYTES / (x.shape[1] * _sample_bytes(model, x)))))
+    per_model = x.shape[1] * _sample_bytes(model, x)
+    k = max(1, min(n, int(CHUNK_BYTES / per_model)))
+    # At least one model per intra-op thread, while the output stays below the mmap threshold (see MODELS_PER_THREAD).
+    k = max(k, min(n, MODELS_PER_THREAD * torch.get_num_threads(), int(_MMAP_BYTES / per_model)))
     size = n // x.shape[0]  # models per batch
     if x.shape[0] > 1:
         k = max(d for d in range(1, k + 1) if size % d == 0) if k < size else k // size * size
