@@ -365,3 +365,16 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_in_new_pages() ->
     # 785 to 26,821 per step after the first ones); with keep_freed_memory the heap holds what a step frees.
     out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) < 5000
+
+
+def test_max_pooling_moves_before_monotone_activations_only() -> None:
+    def order(act: nn.Module) -> list[str]:
+        return [key for key, _ in stacked_conv._pool_first([("act", act), ("pool", nn.MaxPool2d(2))])]
+
+    for act in (nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.ELU(), nn.Softplus()):
+        assert order(act) == ["pool", "act"], act
+    # GELU and SiLU dip below zero; a negative alpha or beta makes ELU or Softplus decrease: the order stays.
+    for act in (nn.GELU(), nn.SiLU(), nn.ELU(alpha=-0.5), nn.Softplus(beta=-1.0)):
+        assert order(act) == ["act", "pool"], act
+    avg = [("act", nn.ReLU()), ("pool", nn.AvgPool2d(2))]  # the mean of a ReLU is not the ReLU of the mean
+    assert stacked_conv._pool_first(avg) == avg

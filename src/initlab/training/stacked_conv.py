@@ -282,7 +282,8 @@ def _pool_first(children: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Mod
     out = list(children)
     for i in range(len(out) - 1):
         act, pool = out[i][1], out[i + 1][1]
-        monotone = type(act) in _MONOTONE and getattr(act, "alpha", 1.0) >= 0
+        # ELU/CELU with a negative alpha, or Softplus with a negative beta, would decrease somewhere.
+        monotone = type(act) in _MONOTONE and getattr(act, "alpha", 1.0) >= 0 and getattr(act, "beta", 1.0) > 0
         if monotone and type(pool) in _MAX_POOLS and not getattr(pool, "return_indices", False):
             out[i], out[i + 1] = out[i + 1], out[i]
     return out
