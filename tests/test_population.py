@@ -258,10 +258,12 @@ def test_bf16_mixed_precision_stays_close_to_float32(make) -> None:
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_names_what_to_do(caplog) -> None:
+    population._warn_slow_bf16.cache_clear()
     with caplog.at_level(logging.WARNING, logger="initlab.training.population"):
         Population([mlp(0)], TrainSettings(precision="float32"))
         assert not caplog.records
         Population([mlp(0)], TrainSettings(precision="bf16"))
+        Population([mlp(1)], TrainSettings(precision="bf16"))  # warned once per process
     if population.cpu_has_bf16() is False:
         (record,) = caplog.records
         assert "no bf16 instructions" in record.getMessage()

@@ -316,7 +316,7 @@ def test_chunks_keep_a_chunk_within_the_budget_and_aligned_with_batch_groups(mon
     try:
         torch.set_num_threads(2)
         assert stacked_conv._chunks(model, torch.zeros(1, B, 1, 8, 8), 5) == [2, 2, 1]
-        monkeypatch.setattr(stacked_conv, "_MMAP_BYTES", per_model)
+        monkeypatch.setattr(stacked_conv, "MMAP_THRESHOLD_MAX", per_model)
         assert stacked_conv._chunks(model, torch.zeros(1, B, 1, 8, 8), 3) == [1, 1, 1]
     finally:
         torch.set_num_threads(threads)

@@ -31,7 +31,7 @@ from initlab.store import EpochRecord, LayerStat
 from initlab.studies import build, checkpoints, sweep
 from initlab.studies.events import Diagnosed, Emit, EpochDone, ShardDone, ShardFailed, TestDone
 from initlab.studies.spec import Study
-from initlab.training import Batch, Population
+from initlab.training import Batch, Population, stacked_conv
 
 #: Samples of the fixed training batch on which runs are diagnosed during a study.
 DIAGNOSE_BATCH = 256
@@ -107,9 +107,8 @@ def diagnosis(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[
     return payload
 
 
-#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, and the largest mmap threshold
-#: glibc accepts on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX = -1, -3, 32 << 20
+#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 @functools.cache
@@ -126,7 +125,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, stacked_conv.MMAP_THRESHOLD_MAX)) and bool(
             libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
         )
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)

@@ -124,6 +124,17 @@ def cpu_has_bf16() -> bool | None:
         return None
 
 
+@functools.cache
+def _warn_slow_bf16() -> None:
+    """Once per process (a sweep builds many populations)."""
+    log.warning(
+        "bf16 on this CPU is slow: it has no bf16 instructions (%s in /proc/cpuinfo), so every bf16 matrix product is "
+        "emulated (measured 0.3 GFLOP/s against 150 in float32 on an AVX2 AMD EPYC). Train in float32 here "
+        "(--precision float32), or in bf16 on a GPU or a CPU with those instructions.",
+        " or ".join(BF16_CPU_FLAGS),
+    )
+
+
 def _has_dropout(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
 
@@ -168,12 +179,7 @@ class Population:
         self.settings = settings
         self.device = torch.device(device)
         if settings.precision == "bf16" and self.device.type == "cpu" and cpu_has_bf16() is False:
-            log.warning(
-                "bf16 on this CPU is slow: it has no bf16 instructions (%s in /proc/cpuinfo), so every bf16 matrix "
-                "product is emulated (measured 0.3 GFLOP/s against 150 in float32 on an AVX2 AMD EPYC). Train in "
-                "float32 here (--precision float32), or in bf16 on a GPU or a CPU with those instructions.",
-                " or ".join(BF16_CPU_FLAGS),
-            )
+            _warn_slow_bf16()
         names = [n for n, _ in models[0].named_parameters()]
         for i, m in enumerate(models[1:], 1):
             shapes0 = [(n, p.shape) for n, p in models[0].named_parameters()]

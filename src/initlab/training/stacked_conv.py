@@ -127,13 +127,14 @@ def supports(model: nn.Module) -> bool:
 #: The most bytes a chunk's first convolution output should take (see the module docstring): 1.5 MiB.
 CHUNK_BYTES = 3 << 19
 #: ... but at least this many models per intra-op thread, as long as the first convolution's output stays within
-#: :data:`_MMAP_BYTES` (glibc's largest mmap threshold, 32 MiB: above it every step maps fresh pages again). Measured
-#: once the training process kept its freed memory (``initlab.studies.shard.keep_freed_memory``): 12
+#: :data:`MMAP_THRESHOLD_MAX` (glibc's largest mmap threshold, 32 MiB: above it every step maps fresh pages again).
+#: Measured once the training process kept its freed memory (``initlab.studies.shard.keep_freed_memory``): 12
 #: ``cnn:16,32;head=64`` MNIST models, two threads, 25 steps, alternating runs: 185, 228 and 190 ms per step with one
 #: model per chunk against 151, 186 and 168 with two (three: 196, six: 221); the 100-layer ``cnn1d`` above keeps its
 #: four (881 against 929 ms per step for all 12 in one chunk).
 MODELS_PER_THREAD = 1
-_MMAP_BYTES = 32 << 20
+#: glibc's largest mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX), which the training process sets.
+MMAP_THRESHOLD_MAX = 32 << 20
 #: In eval mode, where samples are independent, a batch is cut into pieces whose first convolution output takes at
 #: most this per model: 12 MNIST models of ``cnn:16,32;head=64`` evaluate 4,000 samples in 6.7 s (one thread) in
 #: batches of 2,000 (100 MB per model) and in 2.8 to 3.7 s in batches of 32 to 1,000.
@@ -354,7 +355,7 @@ def _chunks(model: nn.Module, x: torch.Tensor, n: int) -> list[int]:
     per_model = x.shape[1] * _sample_bytes(model, x)
     k = max(1, min(n, int(CHUNK_BYTES / per_model)))
     # At least one model per intra-op thread, while the output stays below the mmap threshold (see MODELS_PER_THREAD).
-    k = max(k, min(n, MODELS_PER_THREAD * torch.get_num_threads(), int(_MMAP_BYTES / per_model)))
+    k = max(k, min(n, MODELS_PER_THREAD * torch.get_num_threads(), int(MMAP_THRESHOLD_MAX / per_model)))
     size = n // x.shape[0]  # models per batch
     if x.shape[0] > 1:
         k = max(d for d in range(1, k + 1) if size % d == 0) if k < size else k // size * size
