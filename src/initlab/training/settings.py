@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal, get_args
 import torch
 
 from initlab.checks import check_choice, check_int, check_nonnegative, check_positive, did_you_mean
+from initlab.training import optim
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["constant", "step", "cosine"]
@@ -119,21 +120,22 @@ class TrainSettings:
 
     def make_optimizer(self, params: list[torch.Tensor] | list[dict[str, Any]]) -> torch.optim.Optimizer:
         """The torch optimizer over (stacked) parameters, or over param groups (dicts with ``params`` and options that
-        override these settings, as :meth:`initlab.mup.Parametrization.param_groups` gives). CPU Adam/AdamW use the
-        fused kernel, which is many times faster than torch's default per-parameter loop and elementwise identical to
-        per-model Adam."""
+        override these settings, as :meth:`initlab.mup.Parametrization.param_groups` gives), as an eager subclass of
+        torch's class (:mod:`initlab.training.optim`: the same steps, without importing ``torch._dynamo``). CPU
+        Adam/AdamW use the fused kernel, which is many times faster than torch's default per-parameter loop and
+        elementwise identical to per-model Adam."""
         first = params[0]
         device = (first["params"][0] if isinstance(first, dict) else first).device
         fused = device.type in ("cpu", "cuda")
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                                   weight_decay=self.weight_decay, foreach=True)  # fmt: skip
+            return optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                             weight_decay=self.weight_decay, foreach=True)  # fmt: skip
         if self.optimizer in ("adam", "adamw"):
-            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+            cls = optim.Adam if self.optimizer == "adam" else optim.AdamW
             return cls(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
                        weight_decay=self.weight_decay, fused=fused)  # fmt: skip
-        return torch.optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
-                                   weight_decay=self.weight_decay, foreach=True)  # fmt: skip
+        return optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
+                             weight_decay=self.weight_decay, foreach=True)  # fmt: skip
 
     def lr_at(self, epoch: int, total_epochs: int) -> float:
         """The learning rate of ``epoch`` (1-based): a pure function of the epoch, so a resumed run needs no
