@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from typer.testing import CliRunner
 
@@ -28,6 +30,7 @@ from initlab.diagnostics import (
     compare_diagnoses,
     diagnose,
 )
+from initlab.diagnostics._stats import histogram
 
 runner = CliRunner()
 DIM = 64
@@ -243,8 +246,6 @@ def test_histograms_count_every_activation_and_gradient() -> None:
 
 
 def test_histogram_skips_non_finite_values() -> None:
-    from initlab.diagnostics._stats import histogram
-
     h = histogram(torch.tensor([0.0, 1.0, 2.0, float("inf"), float("nan")]), bins=4)
     assert h is not None
     assert h.counts == (1, 0, 1, 1)
@@ -511,3 +512,22 @@ def test_cli_diagnose_report(tmp_path: Path) -> None:
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.stdout)["schemes"] == ["he_normal", "zeros"]
     assert as_json.stderr.strip() == str(tmp_path / "j.html")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=300),
+    st.sampled_from([torch.float32, torch.float64]),
+    st.integers(1, 64),
+    st.integers(0, 3),
+)
+def test_histogram_counts_equal_torch_histc(values: list[float], dtype: torch.dtype, bins: int, decimals: int) -> None:
+    """The histogram's counts are torch.histc's to the last count: also with ties on bin edges (values rounded to a
+    few decimals), a single repeated value, and the maximum in the last bin."""
+    x = torch.tensor(values, dtype=dtype).round(decimals=decimals)
+    hist = histogram(x, bins=bins)
+    assert hist is not None
+    lo, hi = hist.edges[0], hist.edges[-1]
+    expected = torch.histc(x, bins=bins, min=lo, max=hi).round().long().tolist()
+    assert list(hist.counts) == expected
+    assert hist.total == x.numel()

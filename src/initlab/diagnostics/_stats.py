@@ -19,6 +19,7 @@ state, and leaves the model's modes and its parameters' ``.grad`` as they were.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -79,20 +80,35 @@ class Histogram:
         return {"edges": list(self.edges), "counts": list(self.counts), "nonfinite": self.nonfinite}
 
 
+def _histc(values: torch.Tensor, bins: int, lo: float, hi: float) -> torch.Tensor:
+    """``torch.histc(values, bins, lo, hi)`` as int64 counts, for ``values`` within [lo, hi], 2-3x faster on the CPU
+    (histc's CPU kernel is one scalar loop: 9-25 ms for a 256-sample batch of a 16-channel 28x28 convolution's
+    outputs, a third of diagnosing a small CNN). The same arithmetic as histc's linear bin search (ATen's
+    ``HistogramKernel``, ``LINEAR_INTERPOLATION``): bin ``⌊(x - lo)·bins / (hi - lo)⌋`` in the values' dtype, with
+    lo and hi rounded to it, and the maximum in the last bin, so every value is counted exactly once."""
+    lo_t = torch.tensor(lo, dtype=values.dtype, device=values.device)
+    span = torch.tensor(hi, dtype=values.dtype, device=values.device) - lo_t
+    pos = (values - lo_t).mul_(bins).div_(span).long().clamp_(0, bins - 1)
+    return torch.bincount(pos, minlength=bins)
+
+
 def histogram(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> Histogram | None:
     """The :class:`Histogram` of ``values`` (any shape, any device), or ``None`` when no value is finite."""
     flat = values.detach().reshape(-1)
     flat = flat if flat.dtype in (torch.float32, torch.float64) else flat.double()
-    ok = torch.isfinite(flat)
-    finite = flat if bool(ok.all()) else flat[ok]
-    if finite.numel() == 0:
+    if flat.numel() == 0:
         return None
-    lo_t, hi_t = torch.aminmax(finite)
-    lo, hi = float(lo_t), float(hi_t)
+    # min and max propagate NaN, so finite extremes mean every value is finite (one pass instead of three).
+    lo, hi = (float(v) for v in torch.aminmax(flat))
+    finite = flat
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        finite = flat[torch.isfinite(flat)]
+        if finite.numel() == 0:
+            return None
+        lo, hi = (float(v) for v in torch.aminmax(finite))
     if hi - lo <= 1e-12 * max(1.0, abs(lo)):
         lo, hi = lo - 0.5, hi + 0.5
-    # histc puts the maximum in the last bin, so every finite value is counted exactly once.
-    counts = torch.histc(finite, bins=bins, min=lo, max=hi).round().long().cpu()
+    counts = _histc(finite, bins, lo, hi).cpu()
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
     return Histogram(
         edges=tuple(float(e) for e in edges),
@@ -301,12 +317,14 @@ def _attach(layer: _Layer | None, activation: Activation, out: torch.Tensor | No
 
 
 # -- per-layer figures -------------------------------------------------------------------------------------------
-def _units_matrix(t: torch.Tensor, conv: bool) -> torch.Tensor:
-    """(values, units): channels (dim 1) of a convolution, last-dimension features otherwise."""
+def _unit_rows(t: torch.Tensor, conv: bool) -> torch.Tensor:
+    """(units, values): one row per unit, its values over the batch (and positions): channels (dim 1) of a
+    convolution, last-dimension features otherwise. A convolution's rows are one copy of ``t``, contiguous, so
+    that every per-unit reduction runs along memory."""
     t = t.detach().float()
     if conv and t.dim() >= 2:
-        return t.movedim(1, -1).reshape(-1, t.shape[1])
-    return t.reshape(-1, t.shape[-1]) if t.dim() >= 1 else t.reshape(1, 1)
+        return t.transpose(0, 1).reshape(t.shape[1], -1)
+    return (t.reshape(-1, t.shape[-1]) if t.dim() >= 1 else t.reshape(1, 1)).T
 
 
 def _weight_rows(module: nn.Module) -> torch.Tensor | None:
@@ -348,8 +366,7 @@ def layer_stats(
     act = layer.activation
     kind = act.kind if act is not None else "none"
     conv = isinstance(layer.module, CONV_TYPES + CONV_TRANSPOSE_TYPES)
-    pre_units = _units_matrix(layer.pre, conv)
-    post_units = _units_matrix(layer.post, conv)
+    post_rows = _unit_rows(layer.post, conv)
     post = layer.post.detach().float()
 
     saturated: float | None = None
@@ -357,12 +374,13 @@ def layer_stats(
         saturated = float((post.abs() > TANH_SATURATION).float().mean())
     elif kind == "sigmoid":
         saturated = float(((post < SIGMOID_SATURATION) | (post > 1.0 - SIGMOID_SATURATION)).float().mean())
-    dead = float((pre_units <= 0).all(dim=0).float().mean()) if kind == "relu" else None
+    # A unit is dead when its largest pre-activation is <= 0 (NaN: never, as with every value <= 0).
+    dead = float((_unit_rows(layer.pre, conv).amax(dim=1) <= 0).float().mean()) if kind == "relu" else None
 
     rows = _weight_rows(layer.module)
     dup_rows = _duplicates(rows) if rows is not None else None
-    varying = post_units[:, post_units.amax(dim=0) != post_units.amin(dim=0)]
-    dup_acts = _duplicates(varying.T.contiguous())
+    lo, hi = post_rows.aminmax(dim=1)
+    dup_acts = _duplicates(post_rows[lo != hi])
 
     return LayerStats(
         index=index,
@@ -370,7 +388,7 @@ def layer_stats(
         module_type=type(layer.module).__name__,
         activation=act.label if act is not None else "none",
         activation_kind=kind,
-        units=int(post_units.shape[1]),
+        units=int(post_rows.shape[0]),
         mean=float(post.mean()),
         std=_std(post),
         pre_mean=float(layer.pre.float().mean()),

@@ -6,7 +6,8 @@
 9 to 11 s ``initlab compare`` on our 2-core machine (``python -c "import torch, torch._dynamo"``: 4.3 s against 2.3 s
 for ``import torch``). Those wrappers exist for ``torch.compile`` tracing an optimizer step; initlab runs its optimizers
 eagerly. The classes here are torch's own (``Adam``, ``AdamW``, ``SGD``, ``RMSprop``: same state, same param groups,
-same ``state_dict``, bit-identical steps, the same step hooks) whose methods call the undecorated ones: the update runs under ``torch.no_grad()``, as torch's wrapper runs it for a non-differentiable optimizer.
+same ``state_dict``, bit-identical steps, the same step hooks) whose methods call the undecorated ones: the update
+runs under ``torch.no_grad()``, as torch's wrapper runs it for a non-differentiable optimizer.
 
 Not for ``torch.compile``: compile a step with torch's classes instead.
 """
