@@ -291,12 +291,13 @@ def architecture(name: str, args: argparse.Namespace, cores: int) -> None:
     with general_path():
         _, general, _ = initlab_study(dataset, spec, ARCHITECTURE_INITS, 2, 1, args.workers, "float32",
                                       steps=args.general_steps)  # fmt: skip
-    base = idiomatic(spec, train, 1, 1, cores)
+    base = idiomatic(spec, train, 1, args.arch_baseline_models, cores)
     print(f"{name} ({spec} on {dataset}, {2 * len(ARCHITECTURE_INITS)} models, batch 128), per model-epoch:")
     print(f"  initlab engine     {engine:7.3f} s training")
     print(f"  general path vmap  {general:7.3f} s (timed over {args.general_steps} steps)   initlab is "
           f"{general / engine:5.2f}x")  # fmt: skip
-    print(f"  idiomatic PyTorch  {base:7.3f} s   ratio {base / engine:5.2f}x engine")
+    print(f"  idiomatic PyTorch  {base:7.3f} s (median of {args.arch_baseline_models} one-epoch runs)   ratio "
+          f"{base / engine:5.2f}x engine")  # fmt: skip
     if name == "cnn":
         command = whole_command(dataset, spec, ARCHITECTURE_INITS, 2, 1)
         print(f"  initlab compare    {command:7.3f} s the whole command   ratio {base / command:5.2f}x")
@@ -336,6 +337,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: initlab's own)")
     parser.add_argument("--baseline-models", type=int, default=2, help="models the sequential baselines train")
+    parser.add_argument("--arch-baseline-models", type=int, default=3,
+                        help="models the cnn, resmlp, transformer loops train (one epoch each; median)")  # fmt: skip
     parser.add_argument("--small-runs", type=int, default=48)
     parser.add_argument("--small-epochs", type=int, default=5)
     parser.add_argument("--general-steps", type=int, default=40, help="steps over which the vmap path is timed")
