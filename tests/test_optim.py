@@ -22,12 +22,14 @@ CASES = {
 }
 
 
-def _train(opt_cls: type[torch.optim.Optimizer], options: dict[str, object], steps: int = 5) -> tuple:
+def _train(
+    opt_cls: type[torch.optim.Optimizer], options: dict[str, object], steps: int = 5, device: str = "cpu"
+) -> tuple:
     """Two param groups (the second with its own lr), a few steps with zero_grad, and the state dict."""
     g = torch.Generator().manual_seed(0)
-    a = torch.nn.Parameter(torch.randn(4, 3, generator=g))
-    b = torch.nn.Parameter(torch.randn(3, generator=g))
-    x = torch.randn(8, 4, generator=g)
+    a = torch.nn.Parameter(torch.randn(4, 3, generator=g).to(device))
+    b = torch.nn.Parameter(torch.randn(3, generator=g).to(device))
+    x = torch.randn(8, 4, generator=g).to(device)
     opt = opt_cls([a], **options)
     opt.add_param_group({"params": [b], "lr": 0.5 * float(options["lr"])})  # type: ignore[arg-type]
     for _ in range(steps):
@@ -37,11 +39,18 @@ def _train(opt_cls: type[torch.optim.Optimizer], options: dict[str, object], ste
     return a.detach().clone(), b.detach().clone(), opt.state_dict()
 
 
+_CUDA = pytest.param(
+    "cuda",
+    marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no GPU here)")],
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", _CUDA])
 @pytest.mark.parametrize("case", list(CASES))
-def test_eager_optimizers_step_exactly_as_torch(case: str) -> None:
+def test_eager_optimizers_step_exactly_as_torch(case: str, device: str) -> None:
     ours, theirs, options = CASES[case]
-    a1, b1, s1 = _train(ours, options)
-    a2, b2, s2 = _train(theirs, options)
+    a1, b1, s1 = _train(ours, options, device=device)
+    a2, b2, s2 = _train(theirs, options, device=device)
     assert torch.equal(a1, a2)
     assert torch.equal(b1, b2)
     assert s1["param_groups"] == s2["param_groups"]
