@@ -362,9 +362,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_training_steps_reuse_freed_memory_instead_of_faulting_in_new_pages() -> None:
     # With glibc's default thresholds these six steps of 12 MNIST CNNs took about 60,000 page faults (measured:
-    # 785 to 26,821 per step after the first ones); with keep_freed_memory the heap holds what a step frees.
+    # 785 to 26,821 per step after the first ones); with keep_freed_memory the heap holds what a step frees. Without
+    # the call three runs took 9,768 to 29,109 faults; with it, under 5,000 here and 7,449 once in a fresh CI venv.
     out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, check=True)
-    assert int(out.stdout.strip()) < 5000
+    assert int(out.stdout.strip()) < 9000
 
 
 def test_max_pooling_moves_before_monotone_activations_only() -> None:
