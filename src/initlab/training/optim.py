@@ -23,11 +23,8 @@ import torch
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "is_eager"]
 
 
-def _bare(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` without its decorators (each sets ``__wrapped__``; a method with none is returned as it is)."""
-    return inspect.unwrap(method)
-
-
+#: The methods without their decorators (each sets ``__wrapped__``; ``inspect.unwrap`` returns a bare one as it is).
+_bare = inspect.unwrap
 _ADD_PARAM_GROUP = _bare(torch.optim.Optimizer.add_param_group)
 _ZERO_GRAD = _bare(torch.optim.Optimizer.zero_grad)
 _STATE_DICT = _bare(torch.optim.Optimizer.state_dict)
