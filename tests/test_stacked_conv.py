@@ -344,7 +344,7 @@ def test_eval_cuts_a_large_batch_into_pieces_with_the_same_outputs(monkeypatch) 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
 from initlab.models import build
-from initlab.studies.shard import keep_freed_memory
+from initlab.malloc import keep_freed_memory
 from initlab.training import Batch, Population, TrainSettings
 assert keep_freed_memory()
 torch.manual_seed(0)

@@ -82,5 +82,9 @@ def os_failure(exc: OSError | Exception, fallback: Path | None = None) -> typer.
 
 
 def main() -> None:
-    """Entry point of the ``initlab`` script."""
+    """Entry point of the ``initlab`` script. glibc's malloc is set up for training first, before any thread
+    allocates (:mod:`initlab.malloc`: freed memory kept for the next step, one arena for every thread)."""
+    from initlab.malloc import keep_freed_memory
+
+    keep_freed_memory()
     app()

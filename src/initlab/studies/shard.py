@@ -12,10 +12,7 @@ shard reproduces the numbers of an uninterrupted one.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -26,12 +23,13 @@ from typing import Any
 
 import torch
 
+from initlab.malloc import keep_freed_memory
 from initlab.seeding import derive_seed
 from initlab.store import EpochRecord, LayerStat
 from initlab.studies import build, checkpoints, sweep
 from initlab.studies.events import Diagnosed, Emit, EpochDone, ShardDone, ShardFailed, TestDone
 from initlab.studies.spec import Study
-from initlab.training import Batch, Population, stacked_conv
+from initlab.training import Batch, Population
 
 #: Samples of the fixed training batch on which runs are diagnosed during a study.
 DIAGNOSE_BATCH = 256
@@ -105,31 +103,6 @@ def diagnosis(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[
     payload = diagnose(model, x, targets=y).to_dict()
     payload.pop("seconds", None)
     return payload
-
-
-#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep the memory a training step frees for the next step (Linux only; once per process).
-
-    By default glibc serves blocks above an adaptive threshold with fresh ``mmap`` pages and hands memory at the top
-    of its heap back to the system, so a step that allocates activations of a few MB touches new pages again and
-    again: a population of 12 ``cnn:16,32;head=64`` MNIST models took about 6,000 page faults per training step
-    (``ru_minflt``), none with the thresholds raised (the zeroed gradient of the first pooling, 6.4 MB, alone took
-    15 ms to fill for want of pages). The mmap threshold is set to its largest value (32 MiB) and the trim threshold
-    to 1 GiB: the process keeps up to that much freed memory for reuse. Returns whether the thresholds were set."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, stacked_conv.MMAP_THRESHOLD_MAX)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-        )
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
 
 
 def train_shard(task: ShardTask, emit: Emit) -> None:

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the name every torch user knows)
 from torch import nn
 
+from initlab.malloc import MMAP_THRESHOLD_MAX
 from initlab.nets import BasicBlock, ResNet
 from initlab.training.stacked import ELEMENTWISE, MaskSource, _StackedLinear, expand_groups
 from initlab.training.stacked import _dropout as _dropout_mask
@@ -128,13 +129,11 @@ def supports(model: nn.Module) -> bool:
 CHUNK_BYTES = 3 << 19
 #: ... but at least this many models per intra-op thread, as long as the first convolution's output stays within
 #: :data:`MMAP_THRESHOLD_MAX` (glibc's largest mmap threshold, 32 MiB: above it every step maps fresh pages again).
-#: Measured once the training process kept its freed memory (``initlab.studies.shard.keep_freed_memory``): 12
+#: Measured once the training process kept its freed memory (:func:`initlab.malloc.keep_freed_memory`): 12
 #: ``cnn:16,32;head=64`` MNIST models, two threads, 25 steps, alternating runs: 185, 228 and 190 ms per step with one
 #: model per chunk against 151, 186 and 168 with two (three: 196, six: 221); the 100-layer ``cnn1d`` above keeps its
 #: four (881 against 929 ms per step for all 12 in one chunk).
 MODELS_PER_THREAD = 1
-#: glibc's largest mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX), which the training process sets.
-MMAP_THRESHOLD_MAX = 32 << 20
 #: In eval mode, where samples are independent, a batch is cut into pieces whose first convolution output takes at
 #: most this per model: 12 MNIST models of ``cnn:16,32;head=64`` evaluate 4,000 samples in 6.7 s (one thread) in
 #: batches of 2,000 (100 MB per model) and in 2.8 to 3.7 s in batches of 32 to 1,000.
@@ -346,13 +345,20 @@ def _sample_bytes(model: nn.Module, x: torch.Tensor) -> float:
     return 4 * x[0, 0].numel() / conv.in_channels / math.prod(conv.stride) * conv.out_channels
 
 
+def batch_bytes(model: nn.Module, x: torch.Tensor, *, per_model: bool) -> float:
+    """The bytes of one model's first convolution output for the batch ``x``: (B, ...), or with ``per_model``
+    (G, B, ...)."""
+    x = x if per_model else x.unsqueeze(0)
+    return x.shape[1] * _sample_bytes(model, x)
+
+
 def _chunks(model: nn.Module, x: torch.Tensor, n: int) -> list[int]:
     """The sizes of the chunks of consecutive models: as many as keep the first convolution's output for the batch
     ``x`` (G, B, ...) within :data:`CHUNK_BYTES`, aligned with the G groups of models that share a batch. On another
     device than the CPU (unmeasured), one chunk: a GPU's kernels want the work in as few calls as possible."""
     if x.device.type != "cpu":
         return [n]
-    per_model = x.shape[1] * _sample_bytes(model, x)
+    per_model = batch_bytes(model, x, per_model=True)
     k = max(1, min(n, int(CHUNK_BYTES / per_model)))
     # At least one model per intra-op thread, while the output stays below the mmap threshold (see MODELS_PER_THREAD).
     k = max(k, min(n, MODELS_PER_THREAD * torch.get_num_threads(), int(MMAP_THRESHOLD_MAX / per_model)))
