@@ -41,6 +41,7 @@ from torch import nn
 
 import initlab.data
 import initlab.models
+from initlab.malloc import keep_freed_memory
 from initlab.store import Store
 from initlab.studies import ARTICLE_INITS, Arm, Study, run_study
 from initlab.training import TrainSettings, population
@@ -328,6 +329,7 @@ def cuda(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()  # as the initlab command does at start, before any thread allocates (initlab.malloc)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="article,small,cnn,resmlp,transformer,bf16,cuda",
                         help="comma-separated workloads")  # fmt: skip
