@@ -1,4 +1,4 @@
-"""Convolutional populations trained as slices of models in parallel threads (``population.SLICED_PATHS``).
+"""Convolutional populations trained as slices of models in parallel threads (``slices.SLICED_PATHS``).
 
 A process uses parallel slices only when every thread allocates from one malloc arena, which needs
 ``keep_freed_memory`` before any second thread allocates: the checks run in fresh interpreters.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from initlab.training.population import model_slices
+from initlab.training.slices import model_slices
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas: Linux only")
 
@@ -25,16 +25,16 @@ from initlab.malloc import keep_freed_memory, one_arena
 assert keep_freed_memory()
 torch.set_num_threads(2)
 from initlab.models import build
-from initlab.training import Batch, Population, TrainSettings, population, stacked_conv
-population.SLICE_MIN_BYTES = 0  # the small test models too
+from initlab.training import Batch, Population, TrainSettings, slices, stacked_conv
+slices.SLICE_MIN_BYTES = 0  # the small test models too
 """
 
 _EQUAL = (
     _SETUP
     + """
 seen = []
-real = population.model_slices
-population.model_slices = lambda *a: seen.append(real(*a)) or seen[-1]
+real = slices.model_slices
+slices.model_slices = lambda *a: seen.append(real(*a)) or seen[-1]
 
 def rel(a, b):  # against 1e-3 where b is (near) zero, as a conv bias's gradient before a batch norm is
     a, b = a.double(), b.double()
@@ -54,9 +54,9 @@ for spec, shape, groups, optimizer, rates in json.loads(sys.argv[1]):
     lead = (groups,) if groups else ()
     batches = [Batch(torch.randn(*lead, 8, *shape, generator=g), torch.randint(0, 3, (*lead, 8), generator=g),
                      per_model=bool(groups)) for _ in range(3)]
-    population.SLICED_PATHS = ()
+    slices.SLICED_PATHS = ()
     whole, steps = pops[0].train_epoch(batches)
-    population.SLICED_PATHS = (stacked_conv,)
+    slices.SLICED_PATHS = (stacked_conv,)
     seen.clear()
     sliced, _ = pops[1].train_epoch(batches)
     assert torch.get_num_threads() == 2
@@ -137,8 +137,8 @@ worker.start()
 worker.join()
 from initlab.malloc import keep_freed_memory, one_arena
 from initlab.models import build
-from initlab.training import Batch, Population, TrainSettings, population
-population.SLICE_MIN_BYTES = 0
+from initlab.training import Batch, Population, TrainSettings, slices
+slices.SLICE_MIN_BYTES = 0
 torch.set_num_threads(2)
 assert keep_freed_memory()
 pop = Population([build("cnn:4,8;head=16", input_shape=(1, 8, 8), num_classes=3) for _ in range(4)], TrainSettings())
@@ -151,7 +151,7 @@ def test_a_population_trains_whole_where_threads_already_have_their_own_arenas()
 
 
 _SMALL = (
-    _SETUP.replace("population.SLICE_MIN_BYTES = 0", "")
+    _SETUP.replace("slices.SLICE_MIN_BYTES = 0", "")
     + """
 def parts(spec, shape, batch):
     models = [build(spec, input_shape=shape, num_classes=10) for _ in range(4)]

@@ -36,7 +36,7 @@ def keep_freed_memory() -> bool:
       page faults per training step (``ru_minflt``) by default, none with the thresholds raised (the zeroed gradient
       of the first pooling, 6.4 MB, alone took 15 ms to fill for want of pages).
     - One arena for every thread (``M_ARENA_MAX`` = 1), so that the threads that train slices of a population
-      (:data:`initlab.training.population.SLICED_PATHS`) reuse the same freed memory. With an arena per thread, 12
+      (:data:`initlab.training.slices.SLICED_PATHS`) reuse the same freed memory. With an arena per thread, 12
       ``resnet:16,32`` MNIST models in two slices took about 60,000 page faults per step and 7.1 to 8.7 s for three
       steps, against 4.1 to 4.3 s and none with one arena (AMD EPYC, 2 cores; the whole population in one thread
       took 5.1 to 5.4 s).

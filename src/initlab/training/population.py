@@ -20,10 +20,9 @@ import copy
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -32,7 +31,7 @@ from torch.func import functional_call, vmap
 from initlab.checks import check_positive
 from initlab.malloc import one_arena
 from initlab.mup import group_options
-from initlab.training import stacked, stacked_conv, stacked_nets
+from initlab.training import slices, stacked, stacked_conv, stacked_nets
 from initlab.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -102,59 +101,6 @@ FAST_PATHS: tuple[StackedPath, ...] = (stacked, stacked_conv, stacked_nets)
 def fast_path(model: nn.Module) -> StackedPath | None:
     """The first fast path that supports ``model``'s architecture, or None (the ``vmap`` path)."""
     return next((path for path in FAST_PATHS if path.supports(model)), None)
-
-
-#: The fast paths whose populations run on the CPU as slices of consecutive models in parallel threads, one intra-op
-#: thread each (see :func:`model_slices`), where torch has more than one intra-op thread. A convolution's kernels on
-#: a chunk of one or two small models scale poorly over threads: 12 ``cnn:16,32;head=64`` MNIST models with two
-#: threads took 173.7 ms per training step (median of 10 alternating runs of 20 steps) as one population and 155.6
-#: ms as two slices of six models in two threads (AMD EPYC, 2 cores), with bit-identical parameters after 40 steps.
-#: The MLP path's matrix products scale well over threads and stay whole.
-SLICED_PATHS: tuple[StackedPath, ...] = (stacked_conv,)
-#: ... for models whose first convolution's output takes at least this per batch: 1 MiB. Measured with 12 models
-#: in two slices against one population, medians of alternating pairs of runs (AMD EPYC, 2 cores, two threads,
-#: batch 128): ``cnn:16,32;head=64`` on MNIST (6.4 MB) 1.08x, with batch norm 1.10x, ``resnet:16,32`` 1.29x, but
-#: ``cnn1d:16,16;head=32`` on 40 positions (328 KB), whose steps take about a millisecond, 0.91x.
-SLICE_MIN_BYTES = 1 << 20
-
-
-def model_slices(n: int, groups: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` (or fewer) contiguous, near-equal slices ``(a, b)`` of ``n`` models that share one batch per group of
-    ``n / groups`` consecutive models: whole groups per slice where there are at least ``parts`` groups, otherwise
-    each group cut into ``parts // groups`` pieces, so that every slice reads one batch per group it covers."""
-    size = n // groups
-    if groups >= parts:
-        bounds = [round(j * groups / parts) * size for j in range(parts + 1)]
-    else:
-        pieces = min(size, parts // groups)
-        bounds = [g * size + round(j * size / pieces) for g in range(groups) for j in range(pieces)] + [n]
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-@contextlib.contextmanager
-def _one_thread_each(parts: int) -> Iterator[Callable[[Callable[[int], Any], int], list[Any]]]:
-    """``run(fn, count)``: ``[fn(0), ..., fn(count - 1)]``, each call in its own thread (this one and up to ``parts -
-    1`` others, ``count <= parts``), with one intra-op thread for the whole block; torch's thread count is restored on
-    exit. Grad mode is per thread: each call takes this thread's."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    grad = torch.is_grad_enabled()
-
-    def call(fn: Callable[[int], Any], i: int) -> Any:
-        torch.set_num_threads(1)
-        with torch.set_grad_enabled(grad):
-            return fn(i)
-
-    try:
-        with ThreadPoolExecutor(parts - 1, thread_name_prefix="initlab-slice") as pool:
-
-            def run(fn: Callable[[int], Any], count: int) -> list[Any]:
-                futures = [pool.submit(call, fn, i) for i in range(1, count)]
-                return [fn(0), *(f.result() for f in futures)]
-
-            yield run
-    finally:
-        torch.set_num_threads(threads)
 
 
 #: The x86 CPU flags (``/proc/cpuinfo``) of instructions that compute bf16 products natively; without them torch
@@ -414,23 +360,23 @@ class Population:
         return self.path.forward(self.base, params, buffers, x, per_model=per_model, train=train, masks=self.masks,
                                  compute=compute)  # fmt: skip
 
-    # -- slices of models in parallel threads (SLICED_PATHS) ---------------------------------------------------------
+    # -- slices of models in parallel threads (initlab.training.slices) ---------------------------------------------
     def _parts(self, batch: Batch) -> int:
-        """How many slices of models run in parallel threads for batches like ``batch``: one per intra-op thread on a
-        path of :data:`SLICED_PATHS` on the CPU, for models whose first convolution's output takes at least
-        :data:`SLICE_MIN_BYTES` per batch, without dropout (whose masks are drawn for the whole population at once),
-        where every thread allocates from one malloc arena (:func:`initlab.malloc.one_arena`, which sets glibc's
-        options for the process); otherwise 1, the population whole."""
+        """How many slices of models run in parallel threads for batches like ``batch`` (see
+        :mod:`initlab.training.slices`): one per intra-op thread on a path of ``SLICED_PATHS`` on the CPU, for models
+        whose first convolution's output takes at least ``SLICE_MIN_BYTES`` per batch, without dropout (whose masks
+        are drawn for the whole population at once), where every thread allocates from one malloc arena
+        (:func:`initlab.malloc.one_arena`, which sets glibc's options for the process); otherwise 1, the whole."""
         threads = min(torch.get_num_threads(), self.size)
-        if self.path not in SLICED_PATHS or self.dropout or self.device.type != "cpu" or threads < 2:
+        if self.path not in slices.SLICED_PATHS or self.dropout or self.device.type != "cpu" or threads < 2:
             return 1
-        if stacked_conv.batch_bytes(self.base, batch.x, per_model=batch.per_model) < SLICE_MIN_BYTES:
+        if stacked_conv.batch_bytes(self.base, batch.x, per_model=batch.per_model) < slices.SLICE_MIN_BYTES:
             return 1
         return threads if one_arena() else 1
 
     def _sliced(self, parts: int) -> contextlib.AbstractContextManager[Callable | None]:
-        """The map of :func:`_one_thread_each` for ``parts`` slices, or None for one."""
-        return _one_thread_each(parts) if parts > 1 else contextlib.nullcontext()
+        """The map of :func:`~initlab.training.slices.one_thread_each` for ``parts`` slices, or None for one."""
+        return slices.one_thread_each(parts) if parts > 1 else contextlib.nullcontext()
 
     def _slice(self, x: torch.Tensor, y: torch.Tensor, per_model: bool, a: int, b: int) -> tuple[torch.Tensor, ...]:
         """The batch of models a .. b-1: the shared one, or with ``per_model`` the groups that the slice covers."""
@@ -451,12 +397,12 @@ class Population:
             losses.sum().backward()
             return losses.detach(), self.correct(out.detach(), batch.y, per_model=batch.per_model)
         groups = batch.x.shape[0] if batch.per_model else 1
-        slices = model_slices(self.size, groups, parts)
-        leaves = [{k: p.detach()[a:b].requires_grad_() for k, p in self.params.items()} for a, b in slices]
+        cut = slices.model_slices(self.size, groups, parts)
+        leaves = [{k: p.detach()[a:b].requires_grad_() for k, p in self.params.items()} for a, b in cut]
         self.base.train(True)
 
         def part(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-            a, b = slices[i]
+            a, b = cut[i]
             x, y = self._slice(batch.x, batch.y, batch.per_model, a, b)
             buffers = {k: v[a:b] for k, v in self.buffers.items()}
             out = self._stacked(leaves[i], buffers, x, train=True, per_model=batch.per_model)
@@ -464,7 +410,7 @@ class Population:
             losses.sum().backward()
             return losses.detach(), self.correct(out.detach(), y, per_model=batch.per_model)
 
-        results = run(part, len(slices))
+        results = run(part, len(cut))
         for k, p in self.params.items():
             grads = [leaf[k].grad for leaf in leaves]
             p.grad = None if any(g is None for g in grads) else torch.cat(grads)
